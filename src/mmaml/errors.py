@@ -1,0 +1,17 @@
+"""Errors that the command line reports as one clear line (exit code 2)."""
+
+
+class UserError(Exception):
+    """A problem with what the user supplied: a config, a flag, a file.
+
+    The message must name the problem and say how to fix it; the CLI prints it
+    on one line and exits with status 2, without a traceback.
+    """
+
+
+class ConfigError(UserError):
+    """An invalid configuration value, key, preset or YAML file."""
+
+
+class CheckpointError(UserError):
+    """A missing, unreadable or incompatible checkpoint or run folder."""

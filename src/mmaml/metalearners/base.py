@@ -1,0 +1,148 @@
+"""What every gradient-based meta-learner here shares: adapt on the support set,
+score on the query set, all tasks of a batch at once."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Mapping
+
+import torch
+from torch import Tensor, nn
+
+from mmaml.core.inner_loop import adapt
+from mmaml.core.learner import Learner, Params
+from mmaml.metalearners.losses import mse_per_task
+from mmaml.tasks.batch import TaskBatch
+
+LossFn = Callable[[Tensor, Tensor], Tensor]
+
+
+@dataclass
+class MetaOutput:
+    """Result of running a meta-learner on a :class:`TaskBatch` of ``T`` tasks.
+
+    Attributes:
+        query_loss: ``[T]`` query loss after adaptation (post adaptation).
+        prior_query_loss: ``[T]`` query loss of the (modulated) prior before any
+            inner step (post modulation), or None when not asked for.
+        query_pred: ``[T, Q, ...]`` adapted predictions on the query inputs.
+        prior_query_pred: ``[T, Q, ...]`` prior predictions, or None.
+        adapted_params: ``{name: [T, *shape]}``.
+        taus: ``{site: [T, tau_size]}`` or None (no modulation).
+        embedding: ``[T, E]`` task embeddings, or None.
+    """
+
+    query_loss: Tensor
+    prior_query_loss: Tensor | None
+    query_pred: Tensor
+    prior_query_pred: Tensor | None
+    adapted_params: Params
+    taus: Mapping[str, Tensor] | None = None
+    embedding: Tensor | None = None
+
+    @property
+    def loss(self) -> Tensor:
+        """The meta-training objective: mean post-adaptation query loss."""
+        return self.query_loss.mean()
+
+
+class GradientMetaLearner(nn.Module):
+    """MAML's inner/outer structure; subclasses choose where each task starts.
+
+    ``task_parameters`` gives each task's initial parameters and
+    ``task_modulation`` its modulation; MAML shares both, Multi-MAML picks the
+    parameters by mode and MuMoMAML infers a modulation from the support set.
+
+    Args:
+        learner: the model that adapts.
+        inner_lr: inner SGD step size alpha.
+        inner_steps: inner steps during meta-training.
+        inner_grad_clip: elementwise clamp on inner gradients, or None.
+        first_order: drop second-order terms from the meta-gradient.
+        loss_fn: per-task loss ``(pred, target) -> [T]``; MSE by default.
+    """
+
+    modulation_kind: str = "film"
+
+    def __init__(
+        self,
+        learner: Learner,
+        inner_lr: float,
+        inner_steps: int,
+        inner_grad_clip: float | None = None,
+        first_order: bool = False,
+        loss_fn: LossFn = mse_per_task,
+    ):
+        super().__init__()
+        self.learner = learner
+        self.inner_lr = inner_lr
+        self.inner_steps = inner_steps
+        self.inner_grad_clip = inner_grad_clip
+        self.first_order = first_order
+        self.loss_fn = loss_fn
+
+    # -- what subclasses vary -------------------------------------------------
+    def task_parameters(self, batch: TaskBatch) -> Params:
+        """Initial parameters for each task, ``{name: [T, *shape]}``."""
+        return self.learner.task_parameters(batch.num_tasks)
+
+    def task_modulation(self, batch: TaskBatch) -> tuple[Mapping[str, Tensor] | None, Tensor | None]:
+        """``(taus, embedding)`` for each task; ``(None, None)`` without modulation."""
+        return None, None
+
+    # -- the algorithm --------------------------------------------------------
+    def forward(
+        self,
+        batch: TaskBatch,
+        steps: int | None = None,
+        create_graph: bool | None = None,
+        with_prior: bool = False,
+    ) -> MetaOutput:
+        """Modulate, adapt on the support set, predict the query set.
+
+        Args:
+            batch: the tasks.
+            steps: inner steps (default: ``inner_steps``).
+            create_graph: second-order meta-gradient (default: ``not first_order``);
+                pass False at evaluation, where no meta-gradient is needed.
+            with_prior: also score the prior (post-modulation) on the query set.
+        """
+        steps = self.inner_steps if steps is None else steps
+        create_graph = (not self.first_order) if create_graph is None else create_graph
+        taus, embedding = self.task_modulation(batch)
+        kind = self.modulation_kind
+
+        def forward_fn(p: Params, x: Tensor) -> Tensor:
+            return self.learner(p, x, taus, kind)
+
+        params = self.task_parameters(batch)
+        prior_pred = prior_loss = None
+        if with_prior:
+            prior_pred = forward_fn(params, batch.query_x)
+            prior_loss = self.loss_fn(prior_pred, batch.query_y)
+        if not torch.is_grad_enabled():
+            # Evaluation: adapt a detached copy; no meta-gradient is built.
+            params = {k: v.detach().requires_grad_() for k, v in params.items()}
+            create_graph = False
+        with torch.enable_grad():
+            adapted = adapt(
+                forward_fn,
+                params,
+                batch.support_x,
+                batch.support_y,
+                self.loss_fn,
+                steps,
+                self.inner_lr,
+                self.inner_grad_clip,
+                create_graph=create_graph,
+            )
+        pred = forward_fn(adapted, batch.query_x)
+        return MetaOutput(
+            query_loss=self.loss_fn(pred, batch.query_y),
+            prior_query_loss=prior_loss,
+            query_pred=pred,
+            prior_query_pred=prior_pred,
+            adapted_params=adapted,
+            taus=taus,
+            embedding=embedding,
+        )

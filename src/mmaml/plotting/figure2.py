@@ -1,0 +1,127 @@
+"""Figures like the paper's Figure 2: fits before and after adaptation, and a t-SNE."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Mapping
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from mmaml.metalearners import GradientMetaLearner, MuMoMAML  # noqa: E402
+from mmaml.tasks.regression import X_RANGE, RegressionTasks  # noqa: E402
+
+# Colours as in the paper: MuMoMAML blue, MAML green, Multi-MAML gray.
+COLORS = {"maml": "tab:green", "multi_maml": "tab:gray", "mumomaml": "tab:blue"}
+
+
+def _color(name: str, i: int) -> str:
+    key = name.lower().replace("-", "_")
+    for k in ("multi_maml", "mumomaml", "maml"):
+        if k in key:
+            return COLORS[k]
+    extra = ("tab:purple", "tab:orange", "tab:brown", "tab:pink", "tab:olive", "tab:cyan")
+    return extra[i % len(extra)]
+
+
+def predict_curves(
+    models: Mapping[str, GradientMetaLearner], tasks: RegressionTasks, per_mode: int, seed: int, steps: int, points: int = 200
+):
+    """Predictions of every model on the same tasks over a dense grid of x.
+
+    Returns ``(batch, grid [P], {name: (prior [T, P], adapted [T, P])})``.
+    """
+    grid = torch.linspace(*X_RANGE, points)
+    batch = tasks.sample(per_mode * tasks.num_modes, torch.Generator().manual_seed(seed), query_x=grid)
+    curves = {}
+    for name, model in models.items():
+        device = next(model.parameters()).device
+        model.eval()
+        with torch.no_grad():
+            out = model(batch.to(device), steps=steps, with_prior=True)
+        curves[name] = (out.prior_query_pred.squeeze(-1).cpu(), out.query_pred.squeeze(-1).cpu())
+    return batch, grid, curves
+
+
+def plot_fits(
+    models: Mapping[str, GradientMetaLearner],
+    tasks: RegressionTasks,
+    out_dir: Path,
+    per_mode: int = 3,
+    seed: int = 7,
+    steps: int = 5,
+) -> list[Path]:
+    """Write ``figure2a_modulated_prior.png`` and ``figure2b_after_adaptation.png``.
+
+    One row per mode, ``per_mode`` tasks per row: the true function (black),
+    the K support points and each model's prediction.
+    """
+    batch, grid, curves = predict_curves(models, tasks, per_mode, seed, steps)
+    paths = []
+    for which, title, fname in (
+        (0, "after modulation (no gradient step)", "figure2a_modulated_prior.png"),
+        (1, f"after {steps} gradient steps", "figure2b_after_adaptation.png"),
+    ):
+        fig, axes = plt.subplots(tasks.num_modes, per_mode, figsize=(3.2 * per_mode, 2.6 * tasks.num_modes), squeeze=False)
+        for t in range(batch.num_tasks):
+            mode = int(batch.mode[t])
+            ax = axes[mode][t % per_mode] if t < per_mode * tasks.num_modes else None
+            if ax is None:
+                continue
+            ax.plot(grid, batch.query_y[t, :, 0], color="black", lw=1.5, label="ground truth")
+            for i, (name, pair) in enumerate(curves.items()):
+                ax.plot(grid, pair[which][t], color=_color(name, i), lw=1.3, label=name)
+            ax.scatter(batch.support_x[t, :, 0], batch.support_y[t, :, 0], color="red", s=18, zorder=5, label="support")
+            ax.set_title(tasks.modes[mode], fontsize=9)
+            ax.tick_params(labelsize=7)
+        axes[0][0].legend(fontsize=7, loc="best")
+        fig.suptitle(f"Few-shot regression, {title}")
+        fig.tight_layout()
+        path = Path(out_dir) / fname
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+        paths.append(path)
+    return paths
+
+
+def plot_tsne(model: MuMoMAML, tasks: RegressionTasks, out_dir: Path, per_mode: int = 150, seed: int = 11,
+              fname: str = "figure2c_tsne.png") -> Path:
+    """t-SNE of task embeddings from fresh tasks, coloured by mode."""
+    from sklearn.manifold import TSNE
+
+    batch = tasks.sample(per_mode * tasks.num_modes, torch.Generator().manual_seed(seed))
+    device = next(model.parameters()).device
+    model.eval()
+    with torch.no_grad():
+        emb = model.embed(batch.to(device)).cpu().numpy()
+    xy = TSNE(n_components=2, perplexity=min(30, len(emb) - 1), init="pca", random_state=0).fit_transform(emb)
+    fig, ax = plt.subplots(figsize=(5, 4.5))
+    mode = batch.mode.numpy()
+    for m, name in enumerate(tasks.modes):
+        sel = mode == m
+        ax.scatter(xy[sel, 0], xy[sel, 1], s=8, alpha=0.8, label=name)
+    ax.legend(fontsize=8, markerscale=2)
+    ax.set_title(f"t-SNE of task embeddings ({tasks.num_modes} modes)")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    fig.tight_layout()
+    path = Path(out_dir) / fname
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def plot_figure2(models: Mapping[str, GradientMetaLearner], tasks: RegressionTasks, out_dir: Path, steps: int = 5) -> list[Path]:
+    """All panels: fits of every model, and the t-SNE of each MuMoMAML model."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = plot_fits(models, tasks, out_dir, steps=steps)
+    mumo = [(n, m) for n, m in models.items() if isinstance(m, MuMoMAML)]
+    for n, m in mumo:
+        fname = "figure2c_tsne.png" if len(mumo) == 1 else f"figure2c_tsne_{n}.png"
+        paths.append(plot_tsne(m, tasks, out_dir, fname=fname))
+    return paths

@@ -1,0 +1,54 @@
+"""A run folder: its resolved config, checkpoint, metrics and outputs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+import yaml
+
+from mmaml.errors import CheckpointError, ConfigError
+from mmaml.metalearners import GradientMetaLearner
+from mmaml.training.builder import build_metalearner, resolve_device
+from mmaml.training.checkpoint import CHECKPOINT_NAME, load_checkpoint
+from mmaml.training.config import RegressionConfig, apply_overrides
+
+CONFIG_NAME = "config.yaml"
+
+
+def checkpoint_path(run_dir: Path) -> Path:
+    return Path(run_dir) / CHECKPOINT_NAME
+
+
+def config_to_yaml(config: RegressionConfig) -> str:
+    return yaml.safe_dump(config.to_dict(), sort_keys=False)
+
+
+def config_from_state(state: dict, source: Path) -> RegressionConfig:
+    try:
+        return apply_overrides(RegressionConfig(), state["config"]).validate()
+    except (KeyError, ConfigError) as exc:
+        raise CheckpointError(f"checkpoint {source} holds no valid config ({exc}); retrain") from None
+
+
+def load_run(run_dir: Path, device: str | None = None) -> tuple[RegressionConfig, GradientMetaLearner, dict]:
+    """Rebuild the trained meta-learner of ``run_dir`` (on ``device`` or the config's)."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise CheckpointError(f"run folder {run_dir} does not exist; train first with 'mmaml train PRESET --out {run_dir}'")
+    path = checkpoint_path(run_dir)
+    state = load_checkpoint(path)
+    config = config_from_state(state, path)
+    model = build_metalearner(config)
+    try:
+        model.load_state_dict(state["model"])
+    except (KeyError, RuntimeError):
+        raise CheckpointError(f"checkpoint {path} does not match its config's model; retrain") from None
+    model.to(resolve_device(device or config.device))
+    return config, model, state
+
+
+def seed_everything(seed: int) -> torch.Generator:
+    """Seed torch's global RNG (model initialisation) and return the task generator."""
+    torch.manual_seed(seed)
+    return torch.Generator().manual_seed(seed)
