@@ -136,6 +136,11 @@ def _coerce(key: str, value: Any) -> Any:
 def _coerce_scalar(key: str, value: Any, kind: type) -> Any:
     if kind is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
+    if kind is float and isinstance(value, str):
+        try:  # YAML 1.1 reads '1e-4' as a string
+            return float(value)
+        except ValueError:
+            pass
     if kind is bool and not isinstance(value, bool):
         raise ConfigError(f"{key} must be true or false, got {value!r}")
     if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):

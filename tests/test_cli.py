@@ -1,0 +1,151 @@
+"""The command line: happy paths on tiny runs, and every error path (exit 2, one line, nothing written)."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from mmaml.cli.main import main
+
+TINY = ["--set", "hidden_sizes=[16,16]", "--set", "meta_batch_size=4", "--set", "encoder_hidden=8",
+        "--set", "log_every=2", "--no-progress"]
+
+
+def run(capsys, *argv):
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def fail(capsys, *argv):
+    """Run a command that must fail as a user error: exit 2 and one line on stderr."""
+    try:
+        code = main(list(argv))
+    except SystemExit as exc:  # argparse errors
+        code = exc.code
+    out, err = capsys.readouterr()
+    assert code == 2, (code, out, err)
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1, err
+    assert "Traceback" not in err
+    return lines[0]
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    run_dir = tmp_path_factory.mktemp("runs") / "film"
+    assert main(["train", "regression-2modes-film", "--out", str(run_dir), "--iterations", "4", *TINY]) == 0
+    return run_dir
+
+
+def test_presets_lists_every_row(capsys):
+    code, out, _ = run(capsys, "presets")
+    assert code == 0
+    names = [line.split()[0] for line in out.splitlines()]
+    for n in (2, 3, 5):
+        for row in ("maml", "multi-maml", "softmax", "sigmoid", "film"):
+            assert f"regression-{n}modes-{row}" in names
+
+
+def test_train_writes_config_metrics_checkpoint_and_tensorboard(trained):
+    assert (trained / "config.yaml").is_file() and (trained / "checkpoint.pt").is_file()
+    rows = (trained / "metrics.csv").read_text().splitlines()
+    assert rows[0].startswith("iteration,loss") and [r.split(",")[0] for r in rows[1:]] == ["2", "4"]
+    assert any(p.name.startswith("events.out.tfevents") for p in (trained / "tensorboard").iterdir())
+    state = torch.load(trained / "checkpoint.pt", weights_only=False)
+    assert state["iteration"] == 4 and state["config"]["hidden_sizes"] == [16, 16]
+
+
+def test_eval_prints_and_writes_json(trained, capsys):
+    code, out, _ = run(capsys, "eval", str(trained), "--tasks", "40")
+    assert code == 0 and "post modulation" in out and "sinusoid" in out
+    result = json.loads((trained / "eval.json").read_text())
+    for key in ("post_modulation_mse", "post_adaptation_mse"):
+        assert set(result[key]) == {"mean", "ci95"} and result[key]["mean"] > 0
+        for mode in ("sinusoid", "linear"):
+            assert set(result["per_mode"][mode][key]) == {"mean", "ci95"}
+    assert result["num_tasks"] == 40 and result["per_mode"]["linear"]["num_tasks"] == 20
+
+
+def test_plot_writes_figure2_pngs(trained, tmp_path, capsys):
+    maml_dir = tmp_path / "maml"
+    assert main(["train", "regression-2modes-maml", "--out", str(maml_dir), "--iterations", "2", *TINY]) == 0
+    figs = tmp_path / "figs"
+    code, out, _ = run(capsys, "plot", str(trained), "--compare", str(maml_dir), "--out", str(figs))
+    assert code == 0
+    names = sorted(p.name for p in figs.iterdir())
+    assert names == ["figure2a_modulated_prior.png", "figure2b_after_adaptation.png", "figure2c_tsne.png"]
+    for p in figs.iterdir():
+        assert p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and p.stat().st_size > 10_000
+
+
+def test_rerun_into_existing_run_needs_resume(trained, capsys):
+    before = (trained / "checkpoint.pt").read_bytes()
+    line = fail(capsys, "train", "regression-2modes-film", "--out", str(trained), "--iterations", "6", *TINY)
+    assert "already holds a run" in line and "--resume" in line
+    assert (trained / "checkpoint.pt").read_bytes() == before
+
+
+@pytest.mark.parametrize(
+    "args, match",
+    [
+        (["train", "regression-2modes-flim"], "unknown preset"),
+        (["train", "regression-2modes-film", "--set", "inner_stepz=3"], "unknown config key 'inner_stepz'"),
+        (["train", "regression-2modes-film", "--set", "meta_lr=fast"], "meta_lr must be a number"),
+        (["train", "regression-2modes-film", "--set", "inner_steps=-2"], "inner_steps"),
+        (["train", "regression-2modes-film", "--set", "modes=[sinusoid,cubic]"], "cubic"),
+        (["train", "regression-2modes-film", "--iterations", "0"], "iterations"),
+        (["train", "regression-2modes-film", "--iterations", "many"], "expected an integer"),
+        (["train", "regression-2modes-film", "--set", "noequals"], "key=value"),
+        (["train", "missing.yaml"], "does not exist"),
+        (["train", "regression-2modes-film", "--resume"], "nothing to resume"),
+    ],
+)
+def test_train_errors_write_nothing(tmp_path, capsys, args, match):
+    out_dir = tmp_path / "run"
+    line = fail(capsys, *args, "--out", str(out_dir))
+    assert match in line
+    assert line.startswith("mmaml")
+    assert not out_dir.exists() or not any(out_dir.iterdir())
+
+
+def test_missing_out_flag_is_one_line(capsys):
+    assert "--out" in fail(capsys, "train", "regression-2modes-film")
+
+
+def test_eval_missing_and_corrupt_checkpoints(tmp_path, capsys):
+    assert "does not exist" in fail(capsys, "eval", str(tmp_path / "nope"))
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert "no checkpoint" in fail(capsys, "eval", str(empty))
+    corrupt = tmp_path / "corrupt"
+    corrupt.mkdir()
+    (corrupt / "checkpoint.pt").write_bytes(b"not a checkpoint at all")
+    assert "corrupt" in fail(capsys, "eval", str(corrupt))
+    foreign = tmp_path / "foreign"
+    foreign.mkdir()
+    torch.save({"weights": torch.zeros(3)}, foreign / "checkpoint.pt")
+    assert "not an mmaml checkpoint" in fail(capsys, "eval", str(foreign))
+    for d in (empty, corrupt, foreign):
+        assert not (d / "eval.json").exists()
+    assert "figures" not in {p.name for p in corrupt.iterdir()}
+    assert "corrupt" in fail(capsys, "plot", str(corrupt))
+    assert not (corrupt / "figures").exists()
+
+
+def test_eval_bad_flags(trained, capsys):
+    before = (trained / "eval.json").read_bytes() if (trained / "eval.json").exists() else None
+    assert "--steps" in fail(capsys, "eval", str(trained), "--steps", "-1")
+    assert "positive integer" in fail(capsys, "eval", str(trained), "--tasks", "0")
+    after = (trained / "eval.json").read_bytes() if (trained / "eval.json").exists() else None
+    assert before == after
+
+
+def test_console_script_entry_point(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "mmaml", "train", "nope", "--out", str(tmp_path / "x")],
+                          capture_output=True, text=True)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().count("\n") == 0 and "unknown preset 'nope'" in proc.stderr
+    assert not (tmp_path / "x").exists()

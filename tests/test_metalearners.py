@@ -1,0 +1,73 @@
+import pytest
+import torch
+
+from mmaml import MAML, Learner, MultiMAML, MuMoMAML, RecurrentTaskEncoder, RegressionMLP, RegressionTasks
+
+
+def tasks(n=6, modes=("sinusoid", "linear", "quadratic")):
+    return RegressionTasks(modes).sample(n, torch.Generator().manual_seed(0))
+
+
+def test_multi_maml_starts_each_task_from_its_modes_model():
+    learners = [Learner(RegressionMLP(hidden_sizes=(8,), weight_std=0.5)) for _ in range(3)]
+    model = MultiMAML(learners, inner_lr=0.01, inner_steps=1)
+    b = tasks()
+    params = model.task_parameters(b)
+    for t in range(b.num_tasks):
+        own = learners[int(b.mode[t])].meta_parameters()
+        for name, value in params.items():
+            torch.testing.assert_close(value[t], own[name])
+
+
+def test_multi_maml_gradients_reach_only_the_modes_present():
+    learners = [Learner(RegressionMLP(hidden_sizes=(8,), weight_std=0.5)) for _ in range(3)]
+    model = MultiMAML(learners, inner_lr=0.01, inner_steps=2)
+    b = tasks().select(torch.tensor([0, 1, 4, 5]))  # modes 0 and 2 only
+    model(b).loss.backward()
+    assert learners[0].model.output.weight.grad.abs().sum() > 0
+    assert learners[2].model.output.weight.grad.abs().sum() > 0
+    assert learners[1].model.output.weight.grad is None or learners[1].model.output.weight.grad.abs().sum() == 0
+
+
+def test_multi_maml_rejects_unknown_modes():
+    model = MultiMAML([Learner(RegressionMLP(hidden_sizes=(8,)))] * 2, inner_lr=0.01, inner_steps=1)
+    with pytest.raises(ValueError, match="modes must lie"):
+        model(tasks())
+
+
+def test_mumomaml_trains_theta_and_omega_jointly():
+    learner = Learner(RegressionMLP(hidden_sizes=(16, 16)), modulate=["hidden.0", "hidden.1"])
+    model = MuMoMAML(learner, RecurrentTaskEncoder(2, 8), "film", inner_lr=0.01, inner_steps=2)
+    out = model(tasks())
+    assert set(out.taus) == {"hidden.0", "hidden.1"} and out.taus["hidden.0"].shape == (6, 32)
+    assert out.embedding.shape == (6, 16)
+    out.loss.backward()
+    for name, p in model.named_parameters():
+        assert p.grad is not None and p.grad.abs().sum() > 0, name
+
+
+def test_tau_held_fixed_in_inner_loop():
+    """Only learner parameters adapt; the modulation is computed once from the support set."""
+    learner = Learner(RegressionMLP(hidden_sizes=(16,)), modulate=["hidden.0"])
+    model = MuMoMAML(learner, RecurrentTaskEncoder(2, 8), "sigmoid", inner_lr=0.01, inner_steps=3)
+    calls = []
+    model.modulation_network.register_forward_hook(lambda *a: calls.append(1))
+    out = model(tasks())
+    assert len(calls) == 1
+    assert set(out.adapted_params) == {n for n, _ in learner.model.named_parameters()}
+
+
+def test_gru_encoder_and_bad_settings():
+    enc = RecurrentTaskEncoder(2, 8, cell="gru")
+    assert enc(torch.randn(3, 5, 1), torch.randn(3, 5, 1)).shape == (3, 16)
+    with pytest.raises(ValueError, match="encoder cell"):
+        RecurrentTaskEncoder(2, 8, cell="transformer")
+    with pytest.raises(ValueError, match="modulated layer"):
+        MuMoMAML(Learner(RegressionMLP()), RecurrentTaskEncoder(2), inner_lr=0.1, inner_steps=1)
+
+
+def test_maml_bias_transformation_is_adapted():
+    model = MAML(Learner(RegressionMLP(hidden_sizes=(8,), bias_transformation=4)), inner_lr=0.1, inner_steps=1)
+    out = model(tasks())
+    bt = out.adapted_params["bias_transformation"]
+    assert bt.shape == (6, 4) and not torch.allclose(bt[0], bt[1])
