@@ -9,8 +9,8 @@ from typing import Callable, Mapping
 import torch
 from torch import Tensor, nn
 
-from mmaml.core.inner_loop import adapt
-from mmaml.core.learner import Learner, Params
+from mmaml.core.learner import AnyParams, Learner, Params
+from mmaml.core.low_rank_linear import FactoredParams
 from mmaml.metalearners.losses import mse_per_task
 from mmaml.tasks.batch import TaskBatch
 
@@ -27,7 +27,8 @@ class MetaOutput:
             inner step (post modulation), or None when not asked for.
         query_pred: ``[T, Q, ...]`` adapted predictions on the query inputs.
         prior_query_pred: ``[T, Q, ...]`` prior predictions, or None.
-        adapted_params: ``{name: [T, *shape]}``.
+        adapted: the adapted per-task parameters, as the learner keeps them
+            (see ``adapted_params`` for plain tensors).
         taus: ``{site: [T, tau_size]}`` or None (no modulation).
         embedding: ``[T, E]`` task embeddings, or None.
     """
@@ -36,9 +37,16 @@ class MetaOutput:
     prior_query_loss: Tensor | None
     query_pred: Tensor
     prior_query_pred: Tensor | None
-    adapted_params: Params
+    adapted: AnyParams
     taus: Mapping[str, Tensor] | None = None
     embedding: Tensor | None = None
+
+    @property
+    def adapted_params(self) -> Params:
+        """``{name: [T, *shape]}``: each task's adapted parameters as plain tensors."""
+        if isinstance(self.adapted, FactoredParams):
+            return self.adapted.materialize()
+        return self.adapted
 
     @property
     def loss(self) -> Tensor:
@@ -82,9 +90,13 @@ class GradientMetaLearner(nn.Module):
         self.loss_fn = loss_fn
 
     # -- what subclasses vary -------------------------------------------------
+    def initial_parameters(self, batch: TaskBatch) -> Params:
+        """Where each task starts: ``{name: [T, *shape]}``, or ``[*shape]`` when shared by all."""
+        return self.learner.meta_parameters()
+
     def task_parameters(self, batch: TaskBatch) -> Params:
         """Initial parameters for each task, ``{name: [T, *shape]}``."""
-        return self.learner.task_parameters(batch.num_tasks)
+        return self.learner.task_parameters(batch.num_tasks, self.initial_parameters(batch))
 
     def task_modulation(self, batch: TaskBatch) -> tuple[Mapping[str, Tensor] | None, Tensor | None]:
         """``(taus, embedding)`` for each task; ``(None, None)`` without modulation."""
@@ -115,7 +127,7 @@ class GradientMetaLearner(nn.Module):
         def forward_fn(p: Params, x: Tensor) -> Tensor:
             return self.learner(p, x, taus, kind)
 
-        params = self.task_parameters(batch)
+        params = self.initial_parameters(batch)
         prior_pred = prior_loss = None
         if with_prior:
             prior_pred = forward_fn(params, batch.query_x)
@@ -125,8 +137,7 @@ class GradientMetaLearner(nn.Module):
             params = {k: v.detach().requires_grad_() for k, v in params.items()}
             create_graph = False
         with torch.enable_grad():
-            adapted = adapt(
-                forward_fn,
+            adapted = self.learner.adapt(
                 params,
                 batch.support_x,
                 batch.support_y,
@@ -135,6 +146,8 @@ class GradientMetaLearner(nn.Module):
                 self.inner_lr,
                 self.inner_grad_clip,
                 create_graph=create_graph,
+                taus=taus,
+                kind=kind,
             )
         pred = forward_fn(adapted, batch.query_x)
         return MetaOutput(
@@ -142,7 +155,7 @@ class GradientMetaLearner(nn.Module):
             prior_query_loss=prior_loss,
             query_pred=pred,
             prior_query_pred=prior_pred,
-            adapted_params=adapted,
+            adapted=adapted,
             taus=taus,
             embedding=embedding,
         )

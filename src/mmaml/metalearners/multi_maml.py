@@ -36,7 +36,7 @@ class MultiMAML(GradientMetaLearner):
     def num_modes(self) -> int:
         return len(self.mode_learners)
 
-    def task_parameters(self, batch: TaskBatch) -> Params:
+    def initial_parameters(self, batch: TaskBatch) -> Params:
         """``theta[mode_t]`` for each task ``t``: ``{name: [T, *shape]}``."""
         if int(batch.mode.max()) >= self.num_modes or int(batch.mode.min()) < 0:
             raise ValueError(f"task modes must lie in [0, {self.num_modes}); got {batch.mode.unique().tolist()}")

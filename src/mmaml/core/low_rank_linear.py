@@ -1,0 +1,199 @@
+"""Inner-loop updates of linear-layer weights kept in factored form.
+
+One SGD step on a task's loss changes an ``nn.Linear`` weight by
+``-lr * D^T X``, where ``X [K, in]`` holds the layer's inputs on the task's K
+support samples and ``D [K, out]`` the loss gradient at the layer's outputs: a
+rank-K update. Instead of materialising a ``[T, out, in]`` copy of the weight
+for every task at every step (which dominates the cost of a batched inner
+loop), each task's weight is kept as
+
+    W_t = W + Delta_t + B_t^T A_t,    A_t = [X_1; ...; X_s],  B_t = [-lr D_1; ...; -lr D_s]
+
+and a layer's output is ``x W^T + b + (x A_t^T) B_t + x Delta_t^T``. The shared
+``W`` runs as one matmul for all tasks; the correction costs ``O(K)`` per sample.
+This is exact, including second-order gradients. When an elementwise gradient
+clamp is set and an element of ``D^T X`` exceeds the bound, that step's update
+is clamped and added to the dense ``Delta_t`` instead, as the plain loop would.
+
+``D`` is read as the gradient of the loss with respect to a zero "probe" added
+to the layer's output, and ``X`` is captured by a forward hook, so this works
+for every ``nn.Linear`` in any model that uses its linear layers through their
+own ``forward`` once per call (no weight tying, no direct use of ``.weight``);
+:class:`~mmaml.core.learner.Learner` takes ``low_rank_linear=False`` otherwise.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from dataclasses import dataclass, field
+from typing import Iterable, Iterator
+
+import torch
+from torch import Tensor
+
+from mmaml.core.inner_loop import sgd_step
+
+
+@dataclass
+class LinearDelta:
+    """Per-task change of one linear layer's weight (any field may be absent).
+
+    Attributes:
+        dense: ``[T, out, in]`` clamped updates, or None.
+        left: ``A``, ``[T, R, in]``, or None.
+        right: ``B``, ``[T, R, out]`` (already scaled by ``-lr``), or None.
+    """
+
+    dense: Tensor | None = None
+    left: Tensor | None = None
+    right: Tensor | None = None
+
+    def materialize(self) -> Tensor | None:
+        """``Delta + B^T A`` as ``[T, out, in]``, or None when empty."""
+        total = self.dense
+        if self.left is not None:
+            low_rank = torch.bmm(self.right.transpose(1, 2), self.left)
+            total = low_rank if total is None else total + low_rank
+        return total
+
+
+@dataclass
+class FactoredParams:
+    """Per-task parameters of a learner with factored linear weights.
+
+    Attributes:
+        dense: ``{name: [T, *shape]}`` every parameter that is not a factored weight.
+        base: ``{weight name: [out, in]}`` shared weights, or ``[T, out, in]`` when
+            tasks start from different weights (Multi-MAML).
+        deltas: ``{weight name: LinearDelta}``.
+        num_tasks: T.
+    """
+
+    dense: dict[str, Tensor]
+    base: dict[str, Tensor]
+    deltas: dict[str, LinearDelta] = field(default_factory=dict)
+    num_tasks: int = 1
+
+    def materialize(self) -> dict[str, Tensor]:
+        """Plain per-task parameters ``{name: [T, *shape]}``."""
+        out = dict(self.dense)
+        for name, w in self.base.items():
+            w = w if w.dim() == 3 else w.unsqueeze(0).expand(self.num_tasks, *w.shape)
+            delta = self.deltas.get(name, LinearDelta()).materialize()
+            out[name] = w if delta is None else w + delta
+        return out
+
+
+class _SiteState:
+    __slots__ = ("delta", "probe", "calls")
+
+    def __init__(self, delta: LinearDelta, probe: Tensor | None):
+        self.delta, self.probe, self.calls = delta, probe, 0
+
+
+class _Active(threading.local):
+    def __init__(self) -> None:
+        self.sites: dict[str, _SiteState] | None = None
+        self.inputs: dict[str, Tensor] | None = None
+
+
+_active = _Active()
+
+
+@contextlib.contextmanager
+def linear_delta_context(
+    modules: Iterable[str], deltas: dict[str, LinearDelta], probes: dict[str, Tensor] | None, capture: bool
+) -> Iterator[dict[str, Tensor]]:
+    """Make the hooked linear layers ``modules`` apply ``deltas`` and add ``probes`` (by module name).
+
+    Yields the dict that receives each layer's input when ``capture`` is set.
+    """
+    previous = (_active.sites, _active.inputs)
+    _active.sites = {n: _SiteState(deltas.get(n, LinearDelta()), (probes or {}).get(n)) for n in modules}
+    _active.inputs = {} if capture else None
+    try:
+        yield _active.inputs
+    finally:
+        _active.sites, _active.inputs = previous
+
+
+def linear_delta_hook(name: str):
+    """A forward hook for the ``nn.Linear`` module called ``name``."""
+
+    def hook(module, inputs, output: Tensor):
+        sites = _active.sites
+        if sites is None or name not in sites:
+            return None
+        state = sites[name]
+        state.calls += 1
+        if state.calls > 1:
+            raise RuntimeError(
+                f"linear layer {name!r} ran twice in one forward; build the Learner with low_rank_linear=False "
+                "for models that reuse a layer"
+            )
+        x = inputs[0]
+        d = state.delta
+        if d.dense is not None:
+            output = output + x @ d.dense.transpose(-1, -2)
+        if d.left is not None:
+            output = output + (x @ d.left.transpose(-1, -2)) @ d.right
+        if state.probe is not None:
+            output = output + state.probe
+        if _active.inputs is not None:
+            _active.inputs[name] = x
+        return output
+
+    return hook
+
+
+def _needs_clamp(d: Tensor, x: Tensor, bound: float | None) -> bool:
+    """Whether any element of the per-task weight gradient ``D^T X`` exceeds ``bound``."""
+    if bound is None:
+        return False
+    with torch.no_grad():
+        # |sum_k D_ki X_kj| <= sum_k max_i |D_ki| * max_j |X_kj|: usually enough to decide.
+        cheap = (d.abs().amax(-1) * x.abs().amax(-1)).sum(-1)
+        if bool(cheap.max() <= bound):
+            return False
+        low, high = torch.aminmax(torch.bmm(d.transpose(1, 2), x))
+        return not (bool(high <= bound) and bool(low >= -bound))
+
+
+def factored_step(
+    params: FactoredParams,
+    dense_grads: dict[str, Tensor],
+    output_grads: dict[str, Tensor],
+    inputs: dict[str, Tensor],
+    weight_of: dict[str, str],
+    lr: float,
+    grad_clip: float | None,
+    create_graph: bool = True,
+) -> FactoredParams:
+    """One SGD step: dense parameters as usual, linear weights as rank-K factors.
+
+    Args:
+        params: the current parameters.
+        dense_grads: ``{name: [T, *shape]}`` gradients of the dense parameters.
+        output_grads: ``{module: D [T, K, out]}`` loss gradients at linear outputs.
+        inputs: ``{module: X [T, K, in]}`` inputs of the linear layers.
+        weight_of: ``{module: weight parameter name}``.
+        lr, grad_clip: the inner step size and elementwise bound.
+        create_graph: False for first order: the update is then a constant
+            (its factors are detached), as the gradient of a first-order step is.
+    """
+    dense = sgd_step(params.dense, tuple(dense_grads[n] for n in params.dense), lr, grad_clip)
+    deltas = dict(params.deltas)
+    for module, d in output_grads.items():
+        name = weight_of[module]
+        x = inputs[module] if create_graph else inputs[module].detach()
+        d, x = d.reshape(d.shape[0], -1, d.shape[-1]), x.reshape(x.shape[0], -1, x.shape[-1])
+        old = deltas.get(name, LinearDelta())
+        if _needs_clamp(d, x, grad_clip):
+            step = torch.bmm(d.transpose(1, 2), x).clamp(-grad_clip, grad_clip) * -lr
+            deltas[name] = LinearDelta(step if old.dense is None else old.dense + step, old.left, old.right)
+        else:
+            left = x if old.left is None else torch.cat([old.left, x], 1)
+            right = d * -lr if old.right is None else torch.cat([old.right, d * -lr], 1)
+            deltas[name] = LinearDelta(old.dense, left, right)
+    return FactoredParams(dense, params.base, deltas, params.num_tasks)
