@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 from typing import Sequence
 
-from mmaml.errors import ConfigError, UserError
+from mmaml.cli import commands
+from mmaml.errors import UserError
 
-DEMO_ROWS = ("regression-2modes-maml", "regression-2modes-multi-maml", "regression-2modes-film")
 DEMO_ITERATIONS = 1500
 
 
@@ -36,6 +35,16 @@ def _int(text: str) -> int:
         return int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+
+
+def _list_of(kind):
+    def parse(text: str):
+        try:
+            return [kind(v) for v in text.split(",") if v.strip()]
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a comma-separated list, got {text!r}") from None
+
+    return parse
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -71,140 +80,33 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--iterations", type=_positive_int, default=DEMO_ITERATIONS, metavar="N")
     p.add_argument("--tasks", type=_positive_int, default=2000, metavar="N", help="test tasks")
     p.add_argument("--no-progress", action="store_true")
+
+    p = sub.add_parser("reproduce", help="reproduce the paper's Table 1 or Figure 2")
+    what = p.add_subparsers(dest="what", metavar="WHAT", parser_class=_Parser)
+    what.required = True
+    t = what.add_parser("table1", help="train and evaluate every Table 1 row (resumable) and write the table")
+    t.add_argument("--out", required=True, type=Path, metavar="DIR")
+    t.add_argument("--iterations", type=_positive_int, default=70000, metavar="N")
+    t.add_argument("--rows", type=_list_of(str), metavar="ROW,...",
+                   help="subset of maml,multi-maml,softmax,sigmoid,film (default: all)")
+    t.add_argument("--modes", type=_list_of(int), metavar="M,...", help="subset of 2,3,5 (default: all)")
+    t.add_argument("--eval-tasks", type=_positive_int, default=2000, metavar="N")
+    t.add_argument("--jobs", type=_positive_int, default=1, metavar="J", help="rows trained at once")
+    t.add_argument("--no-progress", action="store_true")
+    f = what.add_parser("figure2", help="Figure 2 panels from the trained rows in DIR")
+    f.add_argument("--out", required=True, type=Path, metavar="DIR", help="the folder of 'reproduce table1'")
+    f.add_argument("--figures", type=Path, metavar="FIGDIR", help="where the PNGs go (default: DIR/figures)")
     return parser
 
 
-def cmd_presets(args) -> int:
-    from mmaml.training.presets import PRESETS, preset_summary
-
-    width = max(map(len, PRESETS))
-    for name in PRESETS:
-        print(f"{name:<{width}}  {preset_summary(name)}")
-    return 0
-
-
-def _train_config(args):
-    from mmaml.training.config import apply_overrides, parse_assignment
-    from mmaml.training.presets import resolve
-
-    config = resolve(args.config)
-    overrides = dict(parse_assignment(s) for s in args.set)
-    if args.iterations is not None:
-        overrides["iterations"] = args.iterations
-    if args.seed is not None:
-        overrides["seed"] = args.seed
-    return apply_overrides(config, overrides).validate()
-
-
-def cmd_train(args) -> int:
-    from mmaml.training.trainer import Trainer
-
-    config = _train_config(args)
-    trainer = Trainer(config, args.out, resume=args.resume, progress=not args.no_progress,
-                      tensorboard=not args.no_tensorboard)
-    if trainer.iteration >= config.iterations:
-        print(f"{args.out}: already trained for {trainer.iteration} iterations; nothing to do")
-        return 0
-    result = trainer.train()
-    if result.interrupted:
-        print(f"interrupted; resume from the last checkpoint with: mmaml train {args.config} --out {args.out} --resume",
-              file=sys.stderr)
-        return 130
-    print(f"trained {result.iteration} iterations in {result.seconds:.0f}s; final loss {result.final_loss:.4f}")
-    print(f"next: mmaml eval {args.out}   and   mmaml plot {args.out}")
-    return 0
-
-
-def run_eval(run_dir: Path, tasks: int | None = None, steps: int | None = None, seed: int | None = None) -> dict:
-    """Evaluate a run and write ``DIR/eval.json`` (atomically); returns the result."""
-    from mmaml.training.builder import build_tasks
-    from mmaml.training.checkpoint import atomic_write_text
-    from mmaml.training.evaluation import evaluate
-    from mmaml.training.run_dir import load_run
-
-    if steps is not None and steps < 0:
-        raise ConfigError(f"--steps must not be negative, got {steps}")
-    config, model, state = load_run(run_dir)
-    result = evaluate(
-        model,
-        build_tasks(config),
-        num_tasks=tasks or config.eval_tasks,
-        seed=config.eval_seed if seed is None else seed,
-        steps=config.eval_inner_steps if steps is None else steps,
-    )
-    result["iterations"] = int(state["iteration"])
-    result["method"] = config.method
-    result["modulation"] = config.modulation if config.method == "mumomaml" else None
-    result["modes"] = list(config.modes)
-    atomic_write_text(Path(run_dir) / "eval.json", json.dumps(result, indent=2) + "\n")
-    return result
-
-
-def cmd_eval(args) -> int:
-    from mmaml.training.evaluation import format_table
-
-    result = run_eval(args.run, args.tasks, args.steps, args.seed)
-    print(f"{result['num_tasks']} test tasks, {result['inner_steps']} inner steps, "
-          f"after {result['iterations']} meta-iterations (query MSE, mean ± 95% interval)")
-    print(format_table({args.run.name or str(args.run): result}))
-    print(f"wrote {args.run / 'eval.json'}")
-    return 0
-
-
-def plot_runs(run_dirs: Sequence[Path], out_dir: Path) -> list[Path]:
-    from mmaml.plotting.figure2 import plot_figure2
-    from mmaml.training.builder import build_tasks
-    from mmaml.training.run_dir import load_run
-
-    loaded = [load_run(d) for d in run_dirs]
-    modes = loaded[0][0].modes
-    for d, (config, _, _) in zip(run_dirs, loaded):
-        if config.modes != modes:
-            raise ConfigError(f"cannot compare {d} ({config.modes}) with {run_dirs[0]} ({modes}): different modes")
-    models = {}
-    for d, (_, model, _) in zip(run_dirs, loaded):
-        name = d.resolve().name
-        models[name if name not in models else str(d)] = model
-    return plot_figure2(models, build_tasks(loaded[0][0]), out_dir, steps=loaded[0][0].eval_inner_steps)
-
-
-def cmd_plot(args) -> int:
-    paths = plot_runs([args.run, *args.compare], args.out or args.run / "figures")
-    for p in paths:
-        print(f"wrote {p}")
-    return 0
-
-
-def cmd_demo(args) -> int:
-    from mmaml.training.config import apply_overrides
-    from mmaml.training.evaluation import format_table
-    from mmaml.training.presets import resolve
-    from mmaml.training.run_dir import checkpoint_path
-    from mmaml.training.trainer import Trainer
-
-    results, run_dirs = {}, []
-    for preset in DEMO_ROWS:
-        name = preset.removeprefix("regression-2modes-")
-        run_dir = args.out / name
-        config = apply_overrides(resolve(preset), {"iterations": args.iterations, "checkpoint_every": 500}).validate()
-        trainer = Trainer(config, run_dir, resume=checkpoint_path(run_dir).exists(), progress=not args.no_progress)
-        if trainer.iteration < config.iterations:
-            print(f"training {name} ({preset}) for {config.iterations} iterations", flush=True)
-            result = trainer.train()
-            if result.interrupted:
-                print(f"interrupted; rerun the demo to continue from {run_dir}", file=sys.stderr)
-                return 130
-        results[name] = run_eval(run_dir, tasks=args.tasks)
-        run_dirs.append(run_dir)
-    print(f"\n2-mode regression (sinusoid + linear), {args.iterations} meta-iterations each, "
-          f"{args.tasks} test tasks, query MSE (mean ± 95% interval):")
-    print(format_table(results))
-    for p in plot_runs(run_dirs, args.out / "figures"):
-        print(f"wrote {p}")
-    return 0
-
-
-COMMANDS = {"presets": cmd_presets, "train": cmd_train, "eval": cmd_eval, "plot": cmd_plot, "demo": cmd_demo}
+COMMANDS = {
+    "presets": commands.cmd_presets,
+    "train": commands.cmd_train,
+    "eval": commands.cmd_eval,
+    "plot": commands.cmd_plot,
+    "demo": commands.cmd_demo,
+    "reproduce": commands.cmd_reproduce,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

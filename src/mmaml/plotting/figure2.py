@@ -12,20 +12,21 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from mmaml.metalearners import GradientMetaLearner, MuMoMAML  # noqa: E402
+from mmaml.metalearners import GradientMetaLearner, MultiMAML, MuMoMAML  # noqa: E402
 from mmaml.tasks.regression import X_RANGE, RegressionTasks  # noqa: E402
 
-# Colours as in the paper: MuMoMAML blue, MAML green, Multi-MAML gray.
-COLORS = {"maml": "tab:green", "multi_maml": "tab:gray", "mumomaml": "tab:blue"}
+# Colours as in the paper: MuMoMAML blue, MAML green, Multi-MAML gray; further models of a kind get others.
+EXTRA_COLORS = ("tab:purple", "tab:orange", "tab:brown", "tab:pink", "tab:olive", "tab:cyan")
 
 
-def _color(name: str, i: int) -> str:
-    key = name.lower().replace("-", "_")
-    for k in ("multi_maml", "mumomaml", "maml"):
-        if k in key:
-            return COLORS[k]
-    extra = ("tab:purple", "tab:orange", "tab:brown", "tab:pink", "tab:olive", "tab:cyan")
-    return extra[i % len(extra)]
+def model_colors(models: Mapping[str, GradientMetaLearner]) -> dict[str, str]:
+    """A colour per model: the paper's colour for the first model of each kind."""
+    used, extra, colors = set(), iter(EXTRA_COLORS * 4), {}
+    for name, model in models.items():
+        kind = "tab:gray" if isinstance(model, MultiMAML) else "tab:blue" if isinstance(model, MuMoMAML) else "tab:green"
+        colors[name] = kind if kind not in used else next(extra)
+        used.add(kind)
+    return colors
 
 
 def predict_curves(
@@ -61,6 +62,7 @@ def plot_fits(
     the K support points and each model's prediction.
     """
     batch, grid, curves = predict_curves(models, tasks, per_mode, seed, steps)
+    colors = model_colors(models)
     paths = []
     for which, title, fname in (
         (0, "after modulation (no gradient step)", "figure2a_modulated_prior.png"),
@@ -73,8 +75,8 @@ def plot_fits(
             if ax is None:
                 continue
             ax.plot(grid, batch.query_y[t, :, 0], color="black", lw=1.5, label="ground truth")
-            for i, (name, pair) in enumerate(curves.items()):
-                ax.plot(grid, pair[which][t], color=_color(name, i), lw=1.3, label=name)
+            for name, pair in curves.items():
+                ax.plot(grid, pair[which][t], color=colors[name], lw=1.3, label=name)
             ax.scatter(batch.support_x[t, :, 0], batch.support_y[t, :, 0], color="red", s=18, zorder=5, label="support")
             ax.set_title(tasks.modes[mode], fontsize=9)
             ax.tick_params(labelsize=7)

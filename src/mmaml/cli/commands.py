@@ -1,0 +1,192 @@
+"""The implementations of the ``mmaml`` subcommands (the parser is in :mod:`mmaml.cli.main`)."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Sequence
+
+from mmaml.errors import ConfigError
+
+DEMO_ROWS = ("regression-2modes-maml", "regression-2modes-multi-maml", "regression-2modes-film")
+
+
+def cmd_presets(args) -> int:
+    from mmaml.training.presets import PRESETS, preset_summary
+
+    width = max(map(len, PRESETS))
+    for name in PRESETS:
+        print(f"{name:<{width}}  {preset_summary(name)}")
+    return 0
+
+
+def _train_config(args):
+    from mmaml.training.config import apply_overrides, parse_assignment
+    from mmaml.training.presets import resolve
+
+    config = resolve(args.config)
+    overrides = dict(parse_assignment(s) for s in args.set)
+    if args.iterations is not None:
+        overrides["iterations"] = args.iterations
+    if args.seed is not None:
+        overrides["seed"] = args.seed
+    return apply_overrides(config, overrides).validate()
+
+
+def cmd_train(args) -> int:
+    from mmaml.training.trainer import Trainer
+
+    config = _train_config(args)
+    trainer = Trainer(config, args.out, resume=args.resume, progress=not args.no_progress,
+                      tensorboard=not args.no_tensorboard)
+    if trainer.iteration >= config.iterations:
+        print(f"{args.out}: already trained for {trainer.iteration} iterations; nothing to do")
+        return 0
+    result = trainer.train()
+    if result.interrupted:
+        print(f"interrupted; resume from the last checkpoint with: mmaml train {args.config} --out {args.out} --resume",
+              file=sys.stderr)
+        return 130
+    print(f"trained {result.iteration} iterations in {result.seconds:.0f}s; final loss {result.final_loss:.4f}")
+    print(f"next: mmaml eval {args.out}   and   mmaml plot {args.out}")
+    return 0
+
+
+def run_eval(run_dir: Path, tasks: int | None = None, steps: int | None = None, seed: int | None = None) -> dict:
+    """Evaluate a run and write ``DIR/eval.json`` (atomically); returns the result."""
+    from mmaml.training.builder import build_tasks
+    from mmaml.training.checkpoint import atomic_write_text
+    from mmaml.training.evaluation import evaluate
+    from mmaml.training.run_dir import load_run
+
+    if steps is not None and steps < 0:
+        raise ConfigError(f"--steps must not be negative, got {steps}")
+    config, model, state = load_run(run_dir)
+    started = time.perf_counter()
+    result = evaluate(
+        model,
+        build_tasks(config),
+        num_tasks=tasks or config.eval_tasks,
+        seed=config.eval_seed if seed is None else seed,
+        steps=config.eval_inner_steps if steps is None else steps,
+    )
+    result["seconds"] = time.perf_counter() - started
+    result["iterations"] = int(state["iteration"])
+    result["method"] = config.method
+    result["modulation"] = config.modulation if config.method == "mumomaml" else None
+    result["modes"] = list(config.modes)
+    atomic_write_text(Path(run_dir) / "eval.json", json.dumps(result, indent=2) + "\n")
+    return result
+
+
+def cmd_eval(args) -> int:
+    from mmaml.training.evaluation import format_table
+
+    result = run_eval(args.run, args.tasks, args.steps, args.seed)
+    print(f"{result['num_tasks']} test tasks, {result['inner_steps']} inner steps, "
+          f"after {result['iterations']} meta-iterations (query MSE, mean ± 95% interval)")
+    print(format_table({args.run.name or str(args.run): result}))
+    print(f"wrote {args.run / 'eval.json'}")
+    return 0
+
+
+def plot_runs(run_dirs: Sequence[Path], out_dir: Path) -> list[Path]:
+    from mmaml.plotting.figure2 import plot_figure2
+    from mmaml.training.builder import build_tasks
+    from mmaml.training.run_dir import load_run
+
+    loaded = [load_run(d) for d in run_dirs]
+    modes = loaded[0][0].modes
+    for d, (config, _, _) in zip(run_dirs, loaded):
+        if config.modes != modes:
+            raise ConfigError(f"cannot compare {d} ({config.modes}) with {run_dirs[0]} ({modes}): different modes")
+    models = {}
+    for d, (_, model, _) in zip(run_dirs, loaded):
+        name = d.resolve().name
+        models[name if name not in models else str(d)] = model
+    return plot_figure2(models, build_tasks(loaded[0][0]), out_dir, steps=loaded[0][0].eval_inner_steps)
+
+
+def cmd_plot(args) -> int:
+    paths = plot_runs([args.run, *args.compare], args.out or args.run / "figures")
+    for p in paths:
+        print(f"wrote {p}")
+    return 0
+
+
+def cmd_demo(args) -> int:
+    from mmaml.training.config import apply_overrides
+    from mmaml.training.evaluation import format_table
+    from mmaml.training.presets import resolve
+    from mmaml.training.run_dir import checkpoint_path
+    from mmaml.training.trainer import Trainer
+
+    results, run_dirs = {}, []
+    for preset in DEMO_ROWS:
+        name = preset.removeprefix("regression-2modes-")
+        run_dir = args.out / name
+        config = apply_overrides(resolve(preset), {"iterations": args.iterations, "checkpoint_every": 500}).validate()
+        trainer = Trainer(config, run_dir, resume=checkpoint_path(run_dir).exists(), progress=not args.no_progress)
+        if trainer.iteration < config.iterations:
+            print(f"training {name} ({preset}) for {config.iterations} iterations", flush=True)
+            result = trainer.train()
+            if result.interrupted:
+                print(f"interrupted; rerun the demo to continue from {run_dir}", file=sys.stderr)
+                return 130
+        results[name] = run_eval(run_dir, tasks=args.tasks)
+        run_dirs.append(run_dir)
+    print(f"\n2-mode regression (sinusoid + linear), {args.iterations} meta-iterations each, "
+          f"{args.tasks} test tasks, query MSE (mean ± 95% interval):")
+    print(format_table(results))
+    for p in plot_runs(run_dirs, args.out / "figures"):
+        print(f"wrote {p}")
+    return 0
+
+
+def cmd_reproduce(args) -> int:
+    if args.what == "table1":
+        return reproduce_table1(args)
+    return reproduce_figure2(args.out, args.figures or args.out / "figures")
+
+
+def reproduce_table1(args) -> int:
+    from mmaml.reproduction.table1 import run_rows, select_rows, write_table
+
+    rows = select_rows(args.rows, args.modes)
+    started = time.time()
+    try:
+        run_rows(args.out, rows, args.iterations, args.eval_tasks, jobs=args.jobs, progress=not args.no_progress)
+    finally:
+        if args.out.exists():
+            records = write_table(args.out, rows)
+            print(f"wrote {args.out / 'table1.md'} and {args.out / 'table1.csv'} ({len(records)} rows)")
+    print(f"done in {time.time() - started:.0f}s")
+    print((args.out / "table1.md").read_text())
+    return 0
+
+
+def reproduce_figure2(out: Path, fig_dir: Path) -> int:
+    from mmaml.plotting.figure2 import plot_fits, plot_tsne
+    from mmaml.training.builder import build_tasks
+    from mmaml.training.run_dir import load_run
+
+    names = {"maml": "MAML", "multi-maml": "Multi-MAML", "film": "MuMoMAML-FiLM"}
+    runs = {label: out / f"regression-2modes-{row}" for row, label in names.items()}
+    missing = [str(d) for d in runs.values() if not (d / "checkpoint.pt").exists()]
+    if missing:
+        raise ConfigError(f"Figure 2 needs the trained 2-mode rows; missing {', '.join(missing)}; "
+                          f"run 'mmaml reproduce table1 --out {out} --modes 2 --rows maml,multi-maml,film' first")
+    loaded = {label: load_run(d) for label, d in runs.items()}
+    fig_dir.mkdir(parents=True, exist_ok=True)
+    config = loaded["MuMoMAML-FiLM"][0]
+    paths = plot_fits({k: v[1] for k, v in loaded.items()}, build_tasks(config), fig_dir, steps=config.eval_inner_steps)
+    for n in (2, 3, 5):
+        run_dir = out / f"regression-{n}modes-film"
+        if (run_dir / "checkpoint.pt").exists():
+            cfg, model, _ = load_run(run_dir)
+            paths.append(plot_tsne(model, build_tasks(cfg), fig_dir, fname=f"figure2c_tsne_{n}modes.png"))
+    for p in paths:
+        print(f"wrote {p}")
+    return 0

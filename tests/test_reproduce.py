@@ -1,0 +1,99 @@
+"""``mmaml reproduce``: the table writer on short real runs, skip/resume logic, Figure 2."""
+
+import csv
+import json
+
+import pytest
+import torch
+
+from mmaml.cli.main import main
+from mmaml.reproduction.table1 import Row, render_markdown, row_status
+from mmaml.training.presets import resolve
+from mmaml.training.trainer import Trainer
+from mmaml.training.config import apply_overrides
+
+ARGS = ["--modes", "2", "--eval-tasks", "40", "--no-progress"]
+
+
+@pytest.fixture(scope="module")
+def table_dir(tmp_path_factory):
+    out = tmp_path_factory.mktemp("repro")
+    assert main(["reproduce", "table1", "--out", str(out), "--iterations", "3",
+                 "--rows", "maml,multi-maml,film", *ARGS]) == 0
+    return out
+
+
+def test_table_written_from_short_real_runs(table_dir):
+    rows = list(csv.DictReader((table_dir / "table1.csv").open()))
+    assert [r["method"] for r in rows] == ["MAML", "Multi-MAML (GT)", "MuMoMAML FiLM"]
+    for r in rows:
+        assert r["modes"] == "2" and r["iterations"] == "3" and r["test_tasks"] == "40"
+        assert float(r["post_adaptation_mean"]) > 0 and float(r["post_adaptation_ci95"]) > 0
+        assert float(r["train_seconds"]) > 0
+    assert rows[2]["paper_post_adaptation"] == "0.3125" and rows[0]["paper_post_modulation"] == "15.9255"
+    md = (table_dir / "table1.md").read_text()
+    assert "| 2 | MuMoMAML FiLM | 1.7094 |" in md
+    assert "3 (of 70,000)" in md  # a short row is marked, never silently
+
+
+def test_finished_rows_are_skipped(table_dir, capsys):
+    ckpt = table_dir / "regression-2modes-film" / "checkpoint.pt"
+    before = ckpt.stat().st_mtime_ns
+    assert main(["reproduce", "table1", "--out", str(table_dir), "--iterations", "3", "--rows", "film", *ARGS]) == 0
+    assert "done (3 iterations), skipped" in capsys.readouterr().out
+    assert ckpt.stat().st_mtime_ns == before
+
+
+def test_evaluation_redone_when_missing(table_dir, capsys):
+    (table_dir / "regression-2modes-maml" / "eval.json").unlink()
+    assert main(["reproduce", "table1", "--out", str(table_dir), "--iterations", "3", "--rows", "maml", *ARGS]) == 0
+    assert "evaluating" in capsys.readouterr().out
+    assert (table_dir / "regression-2modes-maml" / "eval.json").exists()
+
+
+def test_interrupted_row_resumes_to_the_uninterrupted_result(tmp_path):
+    preset = "regression-2modes-film"
+    full, part = tmp_path / "full", tmp_path / "part"
+    for d in (full, part):
+        d.mkdir()
+    config = apply_overrides(resolve(preset), {"iterations": 4}).validate()
+    Trainer(config, part / preset, progress=False, tensorboard=False).train(stop_after=2)  # the interruption
+    assert row_status(part / preset, 40).iteration == 2
+    for d in (full, part):
+        assert main(["reproduce", "table1", "--out", str(d), "--iterations", "4", "--rows", "film", *ARGS]) == 0
+    a = torch.load(full / preset / "checkpoint.pt", weights_only=False)
+    b = torch.load(part / preset / "checkpoint.pt", weights_only=False)
+    assert a["iteration"] == b["iteration"] == 4
+    for k in a["model"]:
+        assert torch.equal(a["model"][k], b["model"][k]), k
+    ea = json.loads((full / preset / "eval.json").read_text())
+    eb = json.loads((part / preset / "eval.json").read_text())
+    assert ea["post_adaptation_mse"] == eb["post_adaptation_mse"]
+
+
+def test_figure2_from_the_table_runs(table_dir, tmp_path):
+    figs = tmp_path / "figs"
+    assert main(["reproduce", "figure2", "--out", str(table_dir), "--figures", str(figs)]) == 0
+    assert {p.name for p in figs.iterdir()} == {
+        "figure2a_modulated_prior.png", "figure2b_after_adaptation.png", "figure2c_tsne_2modes.png"}
+
+
+def test_figure2_without_runs_and_bad_rows_fail_cleanly(tmp_path, capsys):
+    assert main(["reproduce", "figure2", "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "needs the trained 2-mode rows" in err and "\n" not in err
+    assert not (tmp_path / "figures").exists()
+    assert main(["reproduce", "table1", "--out", str(tmp_path / "t"), "--rows", "film,relu"]) == 2
+    assert "unknown row" in capsys.readouterr().err
+    assert not (tmp_path / "t").exists()
+
+
+def test_markdown_marks_rows_without_paper_numbers():
+    md = render_markdown([{
+        "modes": 5, "method": "MAML", "paper_post_modulation": None, "paper_post_adaptation": None,
+        "post_modulation_mean": 1.0, "post_modulation_ci95": 0.1, "post_adaptation_mean": 0.5,
+        "post_adaptation_ci95": 0.05, "test_tasks": 2000, "iterations": 70000, "train_seconds": 7200.0,
+        "eval_seconds": 3.0}])
+    assert "| 5 | MAML | — | 1.0000 ± 0.1000 | — | 0.5000 ± 0.0500 | 2000 | 70,000 | 2.00 h |" in md
+    assert "of 70,000" not in md
+    assert Row(3, "film").preset == "regression-3modes-film"
