@@ -2,22 +2,23 @@
 
 Times full meta-iterations (forward, second-order backward, norm clipping, Adam
 step) of a regression preset at paper sizes (default: 2 modes, FiLM,
-meta-batch 50, 5 inner steps) in two ways over the same tasks from the same
-initial weights:
+meta-batch 50, 5 inner steps) in two ways, from the same initial weights:
 
-* batched:  ``model(batch)`` -- all tasks at once (vmap over tasks);
+* batched:  ``model(batch)`` -- all tasks of the meta-batch at once;
 * loop:     ``per_task_query_losses`` -- one task after another.
 
-Each variant runs in its own subprocess so that its peak memory is its own.
-Prints the median seconds per iteration of each, their ratio, the peak memory,
-and checks that both produce the same losses.
+Timing blocks of the two alternate in one process, so that a busy or
+throttled machine slows both alike; the median over the repeats is reported.
+Peak memory is measured for each variant in a fresh subprocess of its own.
+The first iterations of both run on the same tasks and must give the same losses.
 
-    python benchmarks/bench_inner_loop.py [--preset regression-2modes-film] [--repeats 5]
+    python benchmarks/bench_inner_loop.py [--preset regression-2modes-film] [--repeats 7]
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import platform
 import resource
@@ -37,23 +38,24 @@ def rss_mb() -> float:
     return float("nan")
 
 
-def run_variant(args) -> dict:
-    from mmaml.metalearners.per_task import per_task_query_losses
+def setup(preset: str, device: str):
     from mmaml.training.builder import build_metalearner, build_tasks, resolve_device
     from mmaml.training.presets import resolve
 
-    config = resolve(args.preset).validate()
-    device = resolve_device(args.device)
+    config = resolve(preset).validate()
+    dev = resolve_device(device)
     torch.manual_seed(0)
-    model = build_metalearner(config).to(device)
+    model = build_metalearner(config).to(dev)
+    return config, dev, model, build_tasks(config)
+
+
+def make_step(variant: str, model, config):
+    from mmaml.metalearners.per_task import per_task_query_losses
+
     optimizer = torch.optim.Adam(model.parameters(), lr=config.meta_lr)
-    tasks = build_tasks(config)
-    generator = torch.Generator().manual_seed(0)
-    iters = args.iterations if args.variant == "batched" else args.loop_iterations
-    batches = [tasks.sample(config.meta_batch_size, generator).to(device) for _ in range(args.warmup + iters * args.repeats)]
 
     def step(batch) -> float:
-        if args.variant == "batched":
+        if variant == "batched":
             loss = model(batch).loss
         else:
             loss = per_task_query_losses(model, batch).mean()
@@ -63,32 +65,21 @@ def run_variant(args) -> dict:
         optimizer.step()
         return float(loss.detach())
 
-    def sync():
-        if device.type == "cuda":
-            torch.cuda.synchronize()
+    return step
 
-    losses = [step(b) for b in batches[: args.warmup]]
-    base_rss = rss_mb()
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats()
-    times = []
-    it = iter(batches[args.warmup:])
-    for _ in range(args.repeats):
-        sync()
-        t0 = time.perf_counter()
-        for _ in range(iters):
-            losses.append(step(next(it)))
-        sync()
-        times.append((time.perf_counter() - t0) / iters)
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+def memory_only(args) -> dict:
+    """Peak RSS of a few iterations of one variant (run in its own subprocess)."""
+    config, dev, model, tasks = setup(args.preset, args.device)
+    step = make_step(args.variant, model, config)
+    gen = torch.Generator().manual_seed(0)
+    before = rss_mb()
+    for _ in range(3):
+        step(tasks.sample(config.meta_batch_size, gen).to(dev))
     return {
-        "variant": args.variant,
-        "seconds_per_iteration": statistics.median(times),
-        "all_seconds_per_iteration": times,
-        "losses": losses[: args.warmup + args.loop_iterations],
-        "peak_rss_mb": peak,
-        "rss_before_timing_mb": base_rss,
-        "cuda_peak_mb": torch.cuda.max_memory_allocated() / 2**20 if device.type == "cuda" else None,
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "rss_before_mb": before,
+        "cuda_peak_mb": torch.cuda.max_memory_allocated() / 2**20 if dev.type == "cuda" else None,
     }
 
 
@@ -96,41 +87,70 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--preset", default="regression-2modes-film")
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--repeats", type=int, default=5, help="timed repeats; the median is reported")
-    parser.add_argument("--iterations", type=int, default=10, help="batched iterations per repeat")
-    parser.add_argument("--loop-iterations", type=int, default=2, help="loop iterations per repeat")
-    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=7, help="alternating timing blocks; medians are reported")
+    parser.add_argument("--iterations", type=int, default=10, help="batched iterations per block")
+    parser.add_argument("--loop-iterations", type=int, default=2, help="loop iterations per block")
+    parser.add_argument("--check", type=int, default=3, help="iterations on the same tasks whose losses must agree")
     parser.add_argument("--variant", choices=["batched", "loop"], help=argparse.SUPPRESS)
     parser.add_argument("--json", help="also write the results to this file")
     args = parser.parse_args()
     if args.variant:
-        print(json.dumps(run_variant(args)))
+        print(json.dumps(memory_only(args)))
         return 0
 
-    results = {}
-    for variant in ("batched", "loop"):
-        cmd = [sys.executable, __file__, "--variant", variant, "--preset", args.preset, "--device", args.device,
-               "--repeats", str(args.repeats), "--iterations", str(args.iterations),
-               "--loop-iterations", str(args.loop_iterations), "--warmup", str(args.warmup)]
-        out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
-        results[variant] = json.loads(out.strip().splitlines()[-1])
-    b, loop = results["batched"], results["loop"]
-    n = min(len(b["losses"]), len(loop["losses"]))
-    max_rel = max(abs(x - y) / max(abs(y), 1e-12) for x, y in zip(b["losses"][:n], loop["losses"][:n]))
-    ratio = loop["seconds_per_iteration"] / b["seconds_per_iteration"]
-    print(f"preset {args.preset} on {args.device} ({platform.processor() or platform.machine()}, "
-          f"{torch.get_num_threads()} threads, torch {torch.__version__})")
-    print(f"{'variant':<10} {'s/iteration (median)':>22} {'peak RSS MB':>12} {'RSS before MB':>14}")
-    for v in (b, loop):
-        print(f"{v['variant']:<10} {v['seconds_per_iteration']:>22.4f} {v['peak_rss_mb']:>12.0f} {v['rss_before_timing_mb']:>14.0f}"
-              + (f"   CUDA peak {v['cuda_peak_mb']:.0f} MB" if v["cuda_peak_mb"] is not None else ""))
-    print(f"speed-up batched vs loop: {ratio:.1f}x")
-    print(f"losses of the first {n} iterations agree to a relative {max_rel:.1e} "
+    config, dev, batched_model, tasks = setup(args.preset, args.device)
+    loop_model = copy.deepcopy(batched_model)
+    steps = {"batched": make_step("batched", batched_model, config), "loop": make_step("loop", loop_model, config)}
+    gen = torch.Generator().manual_seed(0)
+
+    def sample():
+        return tasks.sample(config.meta_batch_size, gen).to(dev)
+
+    # the same tasks for both: the losses must agree
+    losses = {"batched": [], "loop": []}
+    for _ in range(args.check):
+        batch = sample()
+        for v in steps:
+            losses[v].append(steps[v](batch))
+    max_rel = max(abs(a - b) / max(abs(b), 1e-12) for a, b in zip(losses["batched"], losses["loop"]))
+
+    def sync():
+        if dev.type == "cuda":
+            torch.cuda.synchronize()
+
+    times = {"batched": [], "loop": []}
+    counts = {"batched": args.iterations, "loop": args.loop_iterations}
+    for _ in range(args.repeats):
+        for v in ("batched", "loop"):
+            batches = [sample() for _ in range(counts[v])]
+            sync()
+            t0 = time.perf_counter()
+            for b in batches:
+                steps[v](b)
+            sync()
+            times[v].append((time.perf_counter() - t0) / counts[v])
+    ratios = [lp / b for b, lp in zip(times["batched"], times["loop"])]
+
+    memory = {}
+    for v in ("batched", "loop"):
+        cmd = [sys.executable, __file__, "--variant", v, "--preset", args.preset, "--device", args.device]
+        memory[v] = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout.splitlines()[-1])
+
+    print(f"preset {args.preset} on {args.device} ({platform.machine()}, {torch.get_num_threads()} threads, "
+          f"torch {torch.__version__}); {args.repeats} alternating blocks")
+    print(f"{'variant':<10} {'s/iteration (median)':>21} {'min':>8} {'max':>8} {'peak RSS MB':>12} {'RSS at start MB':>16}")
+    for v in ("batched", "loop"):
+        t, m = times[v], memory[v]
+        print(f"{v:<10} {statistics.median(t):>21.4f} {min(t):>8.4f} {max(t):>8.4f} {m['peak_rss_mb']:>12.0f} "
+              f"{m['rss_before_mb']:>16.0f}" + (f"  CUDA peak {m['cuda_peak_mb']:.0f} MB" if m["cuda_peak_mb"] else ""))
+    print(f"speed-up batched vs loop: median {statistics.median(ratios):.1f}x "
+          f"(per block {min(ratios):.1f}x to {max(ratios):.1f}x)")
+    print(f"losses of {args.check} iterations on the same tasks agree to a relative {max_rel:.1e} "
           f"({'OK' if max_rel < 1e-4 else 'MISMATCH'})")
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"preset": args.preset, "device": args.device, "ratio": ratio, "max_rel_loss_diff": max_rel,
-                       **results}, f, indent=2)
+            json.dump({"preset": args.preset, "device": args.device, "times": times, "ratios": ratios,
+                       "memory": memory, "losses": losses, "max_rel_loss_diff": max_rel}, f, indent=2)
     return 0 if max_rel < 1e-4 else 1
 
 

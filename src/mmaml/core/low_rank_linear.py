@@ -147,6 +147,15 @@ def linear_delta_hook(name: str):
     return hook
 
 
+def _within_bound(dense_grads, pairs, bound: float) -> bool:
+    """True when no dense gradient element and no bound on a ``D^T X`` element exceeds ``bound``."""
+    with torch.no_grad():
+        worst = [g.abs().amax() for g in dense_grads]
+        # |sum_k D_ki X_kj| <= sum_k max_i |D_ki| * max_j |X_kj|
+        worst += [(d.abs().amax(-1) * x.abs().amax(-1)).sum(-1).amax() for d, x in pairs]
+        return bool(torch.stack(worst).amax() <= bound) if worst else True
+
+
 def _needs_clamp(d: Tensor, x: Tensor, bound: float | None) -> bool:
     """Whether any element of the per-task weight gradient ``D^T X`` exceeds ``bound``."""
     if bound is None:
@@ -182,14 +191,19 @@ def factored_step(
         create_graph: False for first order: the update is then a constant
             (its factors are detached), as the gradient of a first-order step is.
     """
-    dense = sgd_step(params.dense, tuple(dense_grads[n] for n in params.dense), lr, grad_clip)
-    deltas = dict(params.deltas)
+    pairs = {}
     for module, d in output_grads.items():
-        name = weight_of[module]
         x = inputs[module] if create_graph else inputs[module].detach()
-        d, x = d.reshape(d.shape[0], -1, d.shape[-1]), x.reshape(x.shape[0], -1, x.shape[-1])
+        pairs[module] = (d.reshape(d.shape[0], -1, d.shape[-1]), x.reshape(x.shape[0], -1, x.shape[-1]))
+    dense_list = tuple(dense_grads[n] for n in params.dense)
+    # One check for the whole step in the usual case that no gradient reaches the bound.
+    clip = None if grad_clip is None or _within_bound(dense_list, pairs.values(), grad_clip) else grad_clip
+    dense = sgd_step(params.dense, dense_list, lr, clip)
+    deltas = dict(params.deltas)
+    for module, (d, x) in pairs.items():
+        name = weight_of[module]
         old = deltas.get(name, LinearDelta())
-        if _needs_clamp(d, x, grad_clip):
+        if _needs_clamp(d, x, clip):
             step = torch.bmm(d.transpose(1, 2), x).clamp(-grad_clip, grad_clip) * -lr
             deltas[name] = LinearDelta(step if old.dense is None else old.dense + step, old.left, old.right)
         else:
