@@ -6,8 +6,9 @@ from mmaml.training.presets import PRESETS, resolve
 
 
 def test_every_preset_resolves_to_a_valid_config_with_paper_settings():
-    assert len(PRESETS) == 15
-    for name in PRESETS:
+    regression = [p for p in PRESETS if p.startswith("regression-")]
+    assert len(regression) == 15
+    for name in regression:
         c = resolve(name).validate()
         n = len(c.modes)
         assert c.meta_batch_size == {2: 50, 3: 75, 5: 125}[n]

@@ -55,9 +55,10 @@ def cmd_train(args) -> int:
 
 
 def run_eval(run_dir: Path, tasks: int | None = None, steps: int | None = None, seed: int | None = None) -> dict:
-    """Evaluate a run and write ``DIR/eval.json`` (atomically); returns the result."""
+    """Evaluate a run on fresh test tasks and write ``DIR/eval.json`` (atomically); returns the result."""
     from mmaml.training.builder import build_tasks
     from mmaml.training.checkpoint import atomic_write_text
+    from mmaml.training.config import ClassificationConfig
     from mmaml.training.evaluation import evaluate
     from mmaml.training.run_dir import load_run
 
@@ -65,18 +66,20 @@ def run_eval(run_dir: Path, tasks: int | None = None, steps: int | None = None, 
         raise ConfigError(f"--steps must not be negative, got {steps}")
     config, model, state = load_run(run_dir)
     started = time.perf_counter()
+    images = isinstance(config, ClassificationConfig)
     result = evaluate(
         model,
-        build_tasks(config),
+        build_tasks(config, split="test") if images else build_tasks(config),
         num_tasks=tasks or config.eval_tasks,
         seed=config.eval_seed if seed is None else seed,
         steps=config.eval_inner_steps if steps is None else steps,
+        metric="accuracy" if images else "mse",
     )
     result["seconds"] = time.perf_counter() - started
     result["iterations"] = int(state["iteration"])
     result["method"] = config.method
     result["modulation"] = config.modulation if config.method == "mumomaml" else None
-    result["modes"] = list(config.modes)
+    result["modes"] = list(config.mode_names)
     atomic_write_text(Path(run_dir) / "eval.json", json.dumps(result, indent=2) + "\n")
     return result
 
@@ -86,27 +89,40 @@ def cmd_eval(args) -> int:
 
     result = run_eval(args.run, args.tasks, args.steps, args.seed)
     print(f"{result['num_tasks']} test tasks, {result['inner_steps']} inner steps, "
-          f"after {result['iterations']} meta-iterations (query MSE, mean ± 95% interval)")
+          f"after {result['iterations']} meta-iterations (mean ± 95% interval)")
     print(format_table({args.run.name or str(args.run): result}))
     print(f"wrote {args.run / 'eval.json'}")
     return 0
 
 
 def plot_runs(run_dirs: Sequence[Path], out_dir: Path) -> list[Path]:
-    from mmaml.plotting.figure2 import plot_figure2
+    """Regression: Figure 2 (fits of every run on the same tasks, t-SNE of MuMoMAML
+    embeddings). Image classification: the t-SNE of each MuMoMAML run's embeddings."""
+    from mmaml.metalearners import MuMoMAML
+    from mmaml.plotting.figure2 import plot_figure2, plot_tsne
     from mmaml.training.builder import build_tasks
+    from mmaml.training.config import ClassificationConfig
     from mmaml.training.run_dir import load_run
 
     loaded = [load_run(d) for d in run_dirs]
-    modes = loaded[0][0].modes
+    first = loaded[0][0]
     for d, (config, _, _) in zip(run_dirs, loaded):
-        if config.modes != modes:
-            raise ConfigError(f"cannot compare {d} ({config.modes}) with {run_dirs[0]} ({modes}): different modes")
+        if type(config) is not type(first) or config.mode_names != first.mode_names:
+            raise ConfigError(f"cannot compare {d} ({config.mode_names}) with {run_dirs[0]} ({first.mode_names}): "
+                              "different tasks")
     models = {}
     for d, (_, model, _) in zip(run_dirs, loaded):
         name = d.resolve().name
         models[name if name not in models else str(d)] = model
-    return plot_figure2(models, build_tasks(loaded[0][0]), out_dir, steps=loaded[0][0].eval_inner_steps)
+    if not isinstance(first, ClassificationConfig):
+        return plot_figure2(models, build_tasks(first), out_dir, steps=first.eval_inner_steps)
+    mumo = {n: m for n, m in models.items() if isinstance(m, MuMoMAML)}
+    if not mumo:
+        raise ConfigError("image-classification plots show MuMoMAML task embeddings; none of the runs is MuMoMAML")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    tasks = build_tasks(first, split="test")
+    return [plot_tsne(m, tasks, out_dir, per_mode=100, fname="tsne.png" if len(mumo) == 1 else f"tsne_{n}.png")
+            for n, m in mumo.items()]
 
 
 def cmd_plot(args) -> int:

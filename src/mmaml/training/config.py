@@ -1,4 +1,4 @@
-"""Run configuration: one dataclass, validated, loadable from presets, YAML and ``key=value``."""
+"""Run configuration: dataclasses per task kind, validated, loadable from presets, YAML and ``key=value``."""
 
 from __future__ import annotations
 
@@ -18,26 +18,12 @@ METHODS = ("maml", "multi_maml", "mumomaml")
 
 
 @dataclass
-class RegressionConfig:
-    """Everything that defines a multimodal regression run (paper defaults)."""
+class BaseConfig:
+    """Settings every meta-learning run has (meta-learner, inner and outer loop, bookkeeping)."""
 
-    # what is meta-learned
+    task: str = "regression"
     method: str = "mumomaml"  # maml | multi_maml | mumomaml
     modulation: str = "film"  # film | sigmoid | softmax (mumomaml only)
-    modulated_layers: list[int] = field(default_factory=lambda: [0])  # hidden layer indices
-    # tasks
-    modes: list[str] = field(default_factory=lambda: ["sinusoid", "linear"])
-    num_support: int = 5
-    num_query: int = 5
-    noise_std: float = 0.3
-    # learner
-    hidden_sizes: list[int] = field(default_factory=lambda: [100, 100, 100])
-    weight_init_std: float = 0.01
-    bias_transformation: int = 0
-    # task encoder
-    encoder_cell: str = "lstm"  # lstm | gru
-    encoder_hidden: int = 40
-    encoder_layers: int = 2
     # inner loop
     inner_lr: float = 0.001
     inner_steps: int = 5
@@ -57,24 +43,78 @@ class RegressionConfig:
     eval_seed: int = 20190601
     device: str = "auto"  # auto | cpu | cuda | cuda:N
 
+    @property
+    def mode_names(self) -> list[str]:
+        raise NotImplementedError
+
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
-    def validate(self) -> "RegressionConfig":
+    def bad(self, key: str, why: str) -> None:
+        raise ConfigError(f"invalid {key}={getattr(self, key)!r}: {why}")
+
+    def validate(self) -> "BaseConfig":
         """Raise :class:`ConfigError` naming the first invalid value."""
-
-        def bad(key: str, why: str) -> None:
-            raise ConfigError(f"invalid {key}={getattr(self, key)!r}: {why}")
-
+        bad = self.bad
         if self.method not in METHODS:
             bad("method", f"choose one of {', '.join(METHODS)}")
         if self.modulation not in MODULATION_KINDS:
             bad("modulation", f"choose one of {', '.join(MODULATION_KINDS)}")
+        for key in ("meta_batch_size", "iterations", "log_every", "checkpoint_every", "eval_tasks"):
+            if getattr(self, key) < 1:
+                bad(key, "must be at least 1")
+        for key in ("inner_steps", "eval_inner_steps"):
+            if getattr(self, key) < 0:
+                bad(key, "must not be negative")
+        for key in ("inner_lr", "meta_lr"):
+            if not getattr(self, key) > 0:
+                bad(key, "must be positive")
+        for key in ("inner_grad_clip", "grad_norm_clip"):
+            if getattr(self, key) is not None and not getattr(self, key) > 0:
+                bad(key, "must be positive, or null to disable")
+        modes = self.mode_names
+        if len(set(modes)) != len(modes):
+            bad("modes" if hasattr(self, "modes") else "datasets", "a mode is listed twice")
+        if self.meta_batch_size % len(modes):
+            bad("meta_batch_size", f"must be a multiple of the number of modes ({len(modes)}) "
+                "so that every meta-batch holds as many tasks of each mode")
+        if not (self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:")):
+            bad("device", "use auto, cpu, cuda or cuda:N")
+        return self
+
+
+@dataclass
+class RegressionConfig(BaseConfig):
+    """A multimodal regression run (paper defaults, Section 3.1)."""
+
+    task: str = "regression"
+    modulated_layers: list[int] = field(default_factory=lambda: [0])  # hidden layer indices
+    # tasks
+    modes: list[str] = field(default_factory=lambda: ["sinusoid", "linear"])
+    num_support: int = 5
+    num_query: int = 5
+    noise_std: float = 0.3
+    # learner
+    hidden_sizes: list[int] = field(default_factory=lambda: [100, 100, 100])
+    weight_init_std: float = 0.01
+    bias_transformation: int = 0
+    # task encoder
+    encoder_cell: str = "lstm"  # lstm | gru
+    encoder_hidden: int = 40
+    encoder_layers: int = 2
+
+    @property
+    def mode_names(self) -> list[str]:
+        return list(self.modes)
+
+    def validate(self) -> "RegressionConfig":
+        bad = self.bad
+        if self.task != "regression":
+            bad("task", "a regression config has task: regression")
         unknown = [m for m in self.modes if m not in FAMILIES]
         if not self.modes or unknown:
             bad("modes", f"unknown mode(s) {unknown}; choose from {', '.join(FAMILIES)}")
-        if len(set(self.modes)) != len(self.modes):
-            bad("modes", "a mode is listed twice")
+        super().validate()
         if not self.hidden_sizes or any(h < 1 for h in self.hidden_sizes):
             bad("hidden_sizes", "need at least one hidden layer, each of width >= 1")
         if self.method == "mumomaml":
@@ -85,36 +125,83 @@ class RegressionConfig:
                 bad("modulated_layers", f"each must be a distinct hidden-layer index in 0..{len(self.hidden_sizes) - 1}")
         if self.encoder_cell not in ("lstm", "gru"):
             bad("encoder_cell", "choose lstm or gru")
-        for key in ("num_support", "num_query", "encoder_hidden", "encoder_layers", "meta_batch_size",
-                    "iterations", "log_every", "checkpoint_every", "eval_tasks"):
+        for key in ("num_support", "num_query", "encoder_hidden", "encoder_layers"):
             if getattr(self, key) < 1:
                 bad(key, "must be at least 1")
-        for key in ("inner_steps", "eval_inner_steps", "bias_transformation"):
-            if getattr(self, key) < 0:
-                bad(key, "must not be negative")
-        for key in ("inner_lr", "meta_lr", "weight_init_std"):
-            if not getattr(self, key) > 0:
-                bad(key, "must be positive")
+        if self.bias_transformation < 0:
+            bad("bias_transformation", "must not be negative")
+        if not self.weight_init_std > 0:
+            bad("weight_init_std", "must be positive")
         if self.noise_std < 0:
             bad("noise_std", "must not be negative")
-        for key in ("inner_grad_clip", "grad_norm_clip"):
-            if getattr(self, key) is not None and not getattr(self, key) > 0:
-                bad(key, "must be positive, or null to disable")
-        if self.meta_batch_size % len(self.modes):
-            bad("meta_batch_size", f"must be a multiple of the number of modes ({len(self.modes)}) "
-                "so that every meta-batch holds as many tasks of each mode")
-        if not (self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:")):
-            bad("device", "use auto, cpu, cuda or cuda:N")
         return self
 
 
-_FIELDS = {f.name: f for f in dataclasses.fields(RegressionConfig)}
-_HINTS = typing.get_type_hints(RegressionConfig)
+DATASETS = ("omniglot", "mini_imagenet", "tiny_imagenet", "fc100", "cub", "aircraft", "double_fashion_mnist")
 
 
-def _coerce(key: str, value: Any) -> Any:
-    """Check ``value`` against the type of field ``key``; ints widen to floats."""
-    hint = _HINTS[key]
+@dataclass
+class ClassificationConfig(BaseConfig):
+    """A multimodal few-shot image classification run (paper defaults, Appendix B)."""
+
+    task: str = "classification"
+    datasets: list[str] = field(default_factory=lambda: ["omniglot", "mini_imagenet"])
+    num_ways: int = 5
+    num_shots: int = 1
+    num_query: int = 15
+    image_size: int = 84
+    channels: list[int] = field(default_factory=lambda: [32, 64, 128, 256])
+    embedding_dim: int = 128
+    inner_lr: float = 0.05
+    inner_grad_clip: typing.Optional[float] = 20.0
+    meta_batch_size: int = 10
+    grad_norm_clip: typing.Optional[float] = None
+    iterations: int = 60000
+    eval_tasks: int = 1000
+    images_per_class: typing.Optional[int] = None  # cap per class (None: all)
+    data_dir: typing.Optional[str] = None  # default: $MMAML_DATA
+    cache_dir: typing.Optional[str] = None  # default: $MMAML_CACHE
+
+    @property
+    def mode_names(self) -> list[str]:
+        return list(self.datasets)
+
+    def validate(self) -> "ClassificationConfig":
+        bad = self.bad
+        if self.task != "classification":
+            bad("task", "a classification config has task: classification")
+        unknown = [d for d in self.datasets if d not in DATASETS]
+        if not self.datasets or unknown:
+            bad("datasets", f"unknown data set(s) {unknown}; choose from {', '.join(DATASETS)}")
+        super().validate()
+        for key in ("num_ways", "num_shots", "num_query", "embedding_dim"):
+            if getattr(self, key) < 1:
+                bad(key, "must be at least 1")
+        if self.num_ways < 2:
+            bad("num_ways", "a classification task needs at least 2 ways")
+        if self.image_size < 8:
+            bad("image_size", "must be at least 8 pixels")
+        if not self.channels or any(c < 1 for c in self.channels):
+            bad("channels", "need at least one conv layer, each with >= 1 channel")
+        if self.images_per_class is not None and self.images_per_class < self.num_shots + self.num_query:
+            bad("images_per_class", "must leave room for num_shots + num_query images per class")
+        return self
+
+
+CONFIG_TYPES: dict[str, type[BaseConfig]] = {"regression": RegressionConfig, "classification": ClassificationConfig}
+
+
+def config_from_dict(values: Mapping[str, Any]) -> BaseConfig:
+    """The config of the right kind (by its ``task`` key, regression by default) with ``values`` set."""
+    task = values.get("task", "regression")
+    if task not in CONFIG_TYPES:
+        raise ConfigError(f"unknown task {task!r}; choose regression or classification")
+    return apply_overrides(CONFIG_TYPES[task](), values)
+
+
+def _coerce(kind: type, key: str, value: Any) -> Any:
+    """Check ``value`` against the type of field ``key`` of ``kind``; ints widen to floats."""
+    hint = typing.get_type_hints(kind)[key]
     optional = typing.get_origin(hint) is typing.Union and type(None) in typing.get_args(hint)
     if optional:
         if value is None:
@@ -149,13 +236,17 @@ def _coerce_scalar(key: str, value: Any, kind: type) -> Any:
     return value
 
 
-def apply_overrides(config: RegressionConfig, values: Mapping[str, Any]) -> RegressionConfig:
+def apply_overrides(config: BaseConfig, values: Mapping[str, Any]) -> BaseConfig:
     """A copy of ``config`` with ``values`` set, each checked against its field's type."""
+    kind = type(config)
+    fields = [f.name for f in dataclasses.fields(kind)]
     changes = {}
     for key, value in values.items():
-        if key not in _FIELDS:
-            raise ConfigError(f"unknown config key {key!r}; valid keys: {', '.join(_FIELDS)}")
-        changes[key] = _coerce(key, value)
+        if key not in fields:
+            raise ConfigError(f"unknown config key {key!r}; valid keys: {', '.join(fields)}")
+        changes[key] = _coerce(kind, key, value)
+    if changes.get("task", config.task) != config.task:
+        raise ConfigError(f"cannot change task from {config.task} to {changes['task']}; start from a {changes['task']} preset")
     return dataclasses.replace(config, **changes)
 
 

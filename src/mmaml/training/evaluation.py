@@ -9,7 +9,6 @@ import torch
 from torch import Tensor
 
 from mmaml.metalearners import GradientMetaLearner
-from mmaml.tasks.regression import RegressionTasks
 
 
 def mean_ci95(values: Tensor) -> dict[str, float]:
@@ -20,69 +19,95 @@ def mean_ci95(values: Tensor) -> dict[str, float]:
     return {"mean": float(values.mean()), "ci95": 1.96 * std / math.sqrt(n)}
 
 
-def per_task_losses(
+def accuracy_per_task(logits: Tensor, labels: Tensor) -> Tensor:
+    """Fraction of correct predictions of each task: logits ``[T, N, C]``, labels ``[T, N]`` -> ``[T]``."""
+    return (logits.argmax(-1) == labels).float().mean(1)
+
+
+def per_task_scores(
     model: GradientMetaLearner,
-    tasks: RegressionTasks,
+    tasks,
     num_tasks: int,
     seed: int,
     steps: int,
-    batch_size: int = 250,
+    metric: str = "mse",
+    batch_size: int | None = None,
 ) -> tuple[Tensor, Tensor, Tensor]:
     """``(post_modulation [n], post_adaptation [n], mode [n])`` over ``num_tasks`` fresh tasks.
 
-    The tasks depend only on ``seed``, so every model is scored on the same tasks.
+    ``metric`` is ``"mse"`` (the query loss) or ``"accuracy"``. The tasks depend
+    only on ``seed``, so every model is scored on the same tasks. Regression
+    tasks are drawn at once; image tasks chunk by chunk from one generator.
     """
     device = next(model.parameters()).device
-    batch = tasks.sample(num_tasks, torch.Generator().manual_seed(seed))
-    prior, adapted = [], []
+    generator = torch.Generator().manual_seed(seed)
+    images = metric == "accuracy"
+    batch_size = batch_size or (20 if images else 250)
+    whole = None if images else tasks.sample(num_tasks, generator)
+    prior, adapted, modes = [], [], []
     was_training = model.training
     model.eval()
     with torch.no_grad():
         for start in range(0, num_tasks, batch_size):
-            chunk = batch.select(slice(start, start + batch_size)).to(device)
+            size = min(batch_size, num_tasks - start)
+            chunk = tasks.sample(size, generator) if images else whole.select(slice(start, start + size))
+            chunk = chunk.to(device)
             out = model(chunk, steps=steps, with_prior=True)
-            prior.append(out.prior_query_loss.cpu())
-            adapted.append(out.query_loss.cpu())
+            if images:
+                prior.append(accuracy_per_task(out.prior_query_pred, chunk.query_y).cpu())
+                adapted.append(accuracy_per_task(out.query_pred, chunk.query_y).cpu())
+            else:
+                prior.append(out.prior_query_loss.cpu())
+                adapted.append(out.query_loss.cpu())
+            modes.append(chunk.mode.cpu())
     model.train(was_training)
-    return torch.cat(prior), torch.cat(adapted), batch.mode
+    return torch.cat(prior), torch.cat(adapted), torch.cat(modes)
 
 
 def evaluate(
     model: GradientMetaLearner,
-    tasks: RegressionTasks,
+    tasks,
     num_tasks: int = 2000,
     seed: int = 20190601,
     steps: int = 5,
+    metric: str = "mse",
 ) -> dict[str, Any]:
-    """Query MSE after modulation and after ``steps`` inner steps: overall and per mode."""
-    prior, adapted, mode = per_task_losses(model, tasks, num_tasks, seed, steps)
+    """Query MSE or accuracy after modulation and after ``steps`` inner steps: overall and per mode.
+
+    Keys: ``post_modulation_<metric>`` and ``post_adaptation_<metric>``, each
+    ``{"mean", "ci95"}``, and ``per_mode`` with the same per mode name.
+    """
+    prior, adapted, mode = per_task_scores(model, tasks, num_tasks, seed, steps, metric)
     result: dict[str, Any] = {
         "num_tasks": num_tasks,
         "inner_steps": steps,
         "seed": seed,
-        "post_modulation_mse": mean_ci95(prior),
-        "post_adaptation_mse": mean_ci95(adapted),
+        "metric": metric,
+        f"post_modulation_{metric}": mean_ci95(prior),
+        f"post_adaptation_{metric}": mean_ci95(adapted),
         "per_mode": {},
     }
     for m, name in enumerate(tasks.modes):
         idx = mode == m
         result["per_mode"][name] = {
             "num_tasks": int(idx.sum()),
-            "post_modulation_mse": mean_ci95(prior[idx]),
-            "post_adaptation_mse": mean_ci95(adapted[idx]),
+            f"post_modulation_{metric}": mean_ci95(prior[idx]),
+            f"post_adaptation_{metric}": mean_ci95(adapted[idx]),
         }
     return result
 
 
 def format_table(results: dict[str, dict[str, Any]]) -> str:
     """A text table of ``{name: evaluate(...)}``: one row per model and mode."""
-    lines = [f"{'model':<28} {'mode':<10} {'post modulation':>22} {'post adaptation':>22}"]
+    metric = next(iter(results.values())).get("metric", "mse") if results else "mse"
+    unit = "query MSE" if metric == "mse" else "query accuracy"
+    lines = [f"{'model':<28} {'mode':<14} {'post modulation':>22} {'post adaptation':>22}   ({unit})"]
     for name, r in results.items():
         rows = [("all", r)] + list(r["per_mode"].items())
         for mode, v in rows:
-            pm, pa = v["post_modulation_mse"], v["post_adaptation_mse"]
+            pm, pa = v[f"post_modulation_{metric}"], v[f"post_adaptation_{metric}"]
             lines.append(
-                f"{name:<28} {mode:<10} {pm['mean']:>12.4f} ± {pm['ci95']:<7.4f} {pa['mean']:>12.4f} ± {pa['ci95']:<7.4f}"
+                f"{name:<28} {mode:<14} {pm['mean']:>12.4f} ± {pm['ci95']:<7.4f} {pa['mean']:>12.4f} ± {pa['ci95']:<7.4f}"
             )
             name = ""
     return "\n".join(lines)

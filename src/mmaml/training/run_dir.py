@@ -11,7 +11,7 @@ from mmaml.errors import CheckpointError, ConfigError
 from mmaml.metalearners import GradientMetaLearner
 from mmaml.training.builder import build_metalearner, resolve_device
 from mmaml.training.checkpoint import CHECKPOINT_NAME, load_checkpoint
-from mmaml.training.config import RegressionConfig, apply_overrides
+from mmaml.training.config import BaseConfig, config_from_dict
 
 CONFIG_NAME = "config.yaml"
 
@@ -20,18 +20,18 @@ def checkpoint_path(run_dir: Path) -> Path:
     return Path(run_dir) / CHECKPOINT_NAME
 
 
-def config_to_yaml(config: RegressionConfig) -> str:
+def config_to_yaml(config: BaseConfig) -> str:
     return yaml.safe_dump(config.to_dict(), sort_keys=False)
 
 
-def config_from_state(state: dict, source: Path) -> RegressionConfig:
+def config_from_state(state: dict, source: Path) -> BaseConfig:
     try:
-        return apply_overrides(RegressionConfig(), state["config"]).validate()
+        return config_from_dict(state["config"]).validate()
     except (KeyError, ConfigError) as exc:
         raise CheckpointError(f"checkpoint {source} holds no valid config ({exc}); retrain") from None
 
 
-def load_run(run_dir: Path, device: str | None = None) -> tuple[RegressionConfig, GradientMetaLearner, dict]:
+def load_run(run_dir: Path, device: str | None = None) -> tuple[BaseConfig, GradientMetaLearner, dict]:
     """Rebuild the trained meta-learner of ``run_dir`` (on ``device`` or the config's)."""
     run_dir = Path(run_dir)
     if not run_dir.is_dir():

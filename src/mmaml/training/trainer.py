@@ -13,7 +13,7 @@ from mmaml.errors import CheckpointError, ConfigError
 from mmaml.metalearners import GradientMetaLearner
 from mmaml.training.builder import build_metalearner, build_tasks, resolve_device
 from mmaml.training.checkpoint import atomic_write_text, load_checkpoint, save_checkpoint
-from mmaml.training.config import RegressionConfig
+from mmaml.training.config import BaseConfig
 from mmaml.training.metrics_log import MetricsLog
 from mmaml.training.run_dir import CONFIG_NAME, checkpoint_path, config_from_state, config_to_yaml, seed_everything
 
@@ -50,7 +50,7 @@ class Trainer:
 
     def __init__(
         self,
-        config: RegressionConfig,
+        config: BaseConfig,
         run_dir: Path,
         resume: bool = False,
         progress: bool = True,

@@ -1,0 +1,62 @@
+"""The image data sets by name: how to load each one's meta-train / val / test classes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from mmaml.data import aircraft, cub, fashion_mnist, fc100, mini_imagenet, omniglot, tiny_imagenet
+from mmaml.data.image_classes import ImageClasses
+from mmaml.data.paths import cache_root, data_root
+
+Splits = dict[str, ImageClasses]
+
+
+def _indexed(data: ImageClasses, index: dict[str, list[int]]) -> Splits:
+    return {split: data.subset(classes) for split, classes in index.items()}
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """A data set: ``load(root, cache, size) -> {"train", "val", "test": ImageClasses}``."""
+
+    name: str
+    load: Callable[[Path, Path, int], Splits]
+    rotate: bool = False  # the 90-degree rotation class augmentation (Omniglot)
+
+
+DATASETS: dict[str, DatasetSpec] = {
+    s.name: s
+    for s in [
+        DatasetSpec("omniglot", lambda r, c, n: omniglot.splits(omniglot.load(r, c, n)), rotate=True),
+        DatasetSpec("tiny_imagenet", lambda r, c, n: tiny_imagenet.splits(tiny_imagenet.load(r, c, n))),
+        DatasetSpec("mini_imagenet", lambda r, c, n: _indexed(*mini_imagenet.load(r, c, n))),
+        DatasetSpec("fc100", lambda r, c, n: _indexed(*fc100.load(r, c, n))),
+        DatasetSpec("cub", lambda r, c, n: cub.splits(cub.load(r, c, n))),
+        DatasetSpec("aircraft", lambda r, c, n: aircraft.splits(aircraft.load(r, c, n))),
+        DatasetSpec("double_fashion_mnist",
+                    lambda r, c, n: fashion_mnist.double_splits(fashion_mnist.load_double(r, c, n))),
+    ]
+}
+
+
+def limit_per_class(data: ImageClasses, n: int | None) -> ImageClasses:
+    """The first ``n`` images of every class (all when ``n`` is None)."""
+    if n is None or int(data.counts().max()) <= n:
+        return data
+    keep = np.concatenate([np.arange(s, min(e, s + n)) for s, e in zip(data.offsets[:-1], data.offsets[1:])])
+    counts = np.minimum(data.counts(), n)
+    return ImageClasses(data.name, data.images[keep], np.concatenate([[0], np.cumsum(counts)]), data.class_names)
+
+
+def load_split(name: str, split: str, size: int, data_dir=None, cache_dir=None,
+               images_per_class: int | None = None) -> ImageClasses:
+    """One split of data set ``name`` at ``size`` pixels, from ``data_dir`` (or ``$MMAML_DATA``)."""
+    spec = DATASETS[name]
+    data = spec.load(data_root(data_dir), cache_root(cache_dir), size)[split]
+    data = limit_per_class(data, images_per_class)
+    data.name = name
+    return data
