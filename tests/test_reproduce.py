@@ -31,6 +31,7 @@ def test_table_written_from_short_real_runs(table_dir):
         assert float(r["post_adaptation_mean"]) > 0 and float(r["post_adaptation_ci95"]) > 0
         assert float(r["train_seconds"]) > 0
     assert rows[2]["paper_post_adaptation"] == "0.3125" and rows[0]["paper_post_modulation"] == "15.9255"
+    assert (table_dir / "learning_curves.png").read_bytes()[:4] == b"\x89PNG"
     md = (table_dir / "table1.md").read_text()
     assert "| 2 | MuMoMAML FiLM | 1.7094 |" in md
     assert "3 (of 70,000)" in md  # a short row is marked, never silently

@@ -223,8 +223,12 @@ def render_csv(records: list[dict]) -> str:
 
 
 def write_table(out: Path, rows: Sequence[Row]) -> list[dict]:
-    """Write ``out/table1.md`` and ``out/table1.csv`` from the evaluated rows; returns the records."""
+    """Write ``out/table1.md``, ``out/table1.csv`` and ``out/learning_curves.png`` from the rows; returns the records."""
+    from mmaml.plotting.curves import plot_learning_curves
+
     records = collect(out, rows)
     atomic_write_text(out / "table1.md", render_markdown(records))
     atomic_write_text(out / "table1.csv", render_csv(records))
+    plot_learning_curves({r.preset.removeprefix("regression-"): out / r.preset for r in rows},
+                         out / "learning_curves.png", "Table 1 rows: meta-training loss")
     return records
