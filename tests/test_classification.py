@@ -45,7 +45,7 @@ def test_sampled_tasks_have_the_right_shapes_labels_and_disjoint_images():
         assert sorted(batch.support_y[t].tolist()) == sorted(list(range(5)) * 2)
         # each label is one class, the same in support and query; the N classes are distinct
         classes = {}
-        for (c, i, d), y in zip(torch.cat([s, q]).tolist(), torch.cat([batch.support_y[t], batch.query_y[t]]).tolist()):
+        for (c, _, d), y in zip(torch.cat([s, q]).tolist(), torch.cat([batch.support_y[t], batch.query_y[t]]).tolist()):
             classes.setdefault(y, set()).add(c)
             assert d == (7 if batch.mode[t] == 1 else 3)  # one data set per task
         assert all(len(v) == 1 for v in classes.values()) and len({next(iter(v)) for v in classes.values()}) == 5

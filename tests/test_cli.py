@@ -111,6 +111,14 @@ def test_train_errors_write_nothing(tmp_path, capsys, args, match):
     assert not out_dir.exists() or not any(out_dir.iterdir())
 
 
+def test_out_that_is_a_file_is_one_line(tmp_path, capsys):
+    target = tmp_path / "file"
+    target.write_text("keep me")
+    line = fail(capsys, "train", "regression-2modes-film", "--out", str(target), "--iterations", "1", *TINY)
+    assert str(target) in line
+    assert target.read_text() == "keep me"
+
+
 def test_missing_out_flag_is_one_line(capsys):
     assert "--out" in fail(capsys, "train", "regression-2modes-film")
 

@@ -116,6 +116,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UserError as exc:
         print(f"mmaml: error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:  # a path that cannot be read or written
+        where = f" ({exc.filename})" if exc.filename else ""
+        print(f"mmaml: error: {exc.strerror or exc}{where}; check the path and its permissions", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -9,7 +9,6 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from mmaml.metalearners import GradientMetaLearner, MultiMAML, MuMoMAML  # noqa: E402
