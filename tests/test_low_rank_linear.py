@@ -97,3 +97,15 @@ def test_a_linear_layer_used_twice_is_refused_with_advice():
     plain = Learner(Reuse(), low_rank_linear=False)
     adapted = plain.adapt(plain.meta_parameters(), x, y, mse_per_task, 1, 0.1)
     assert adapted["f.weight"].shape == (2, 3, 3)
+
+
+def test_few_clamped_elements_become_a_sparse_cut():
+    """A bound just below the largest gradient elements: low-rank steps plus sparse cuts, same result."""
+    fast, plain = pair(lambda: nn.Sequential(nn.Linear(3, 24), nn.ReLU(), nn.Linear(24, 24), nn.ReLU(),
+                                             nn.Linear(24, 2)))
+    x, y = torch.randn(5, 6, 3), 3 * torch.randn(5, 6, 2)
+    # with this bound a few elements of the hidden layer's gradients are clamped, many of the last layer's
+    fa = compare(fast, plain, lambda lrn: lrn.meta_parameters(), x, y, clip=0.4, lr=0.05, steps=2)
+    hidden, last = fa.deltas["2.weight"], fa.deltas["4.weight"]
+    assert hidden.values is not None and hidden.dense is None  # sparse cut, no dense fallback
+    assert last.dense is not None  # many elements: dense

@@ -12,8 +12,11 @@ loop), each task's weight is kept as
 and a layer's output is ``x W^T + b + (x A_t^T) B_t + x Delta_t^T``. The shared
 ``W`` runs as one matmul for all tasks; the correction costs ``O(K)`` per sample.
 This is exact, including second-order gradients. When an elementwise gradient
-clamp is set and an element of ``D^T X`` exceeds the bound, that step's update
-is clamped and added to the dense ``Delta_t`` instead, as the plain loop would.
+clamp is set and elements of ``D^T X`` exceed the bound, the step stays low-rank
+and what the clamp cuts off those few elements is kept as a sparse correction
+(one-hot rows and columns with values); when many elements are clamped, the
+clamped step goes into the dense ``Delta_t`` instead. Either way the result is
+the plain loop's.
 
 ``D`` is read as the gradient of the loss with respect to a zero "probe" added
 to the layer's output, and ``X`` is captured by a forward hook, so this works
@@ -26,7 +29,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Iterable, Iterator
 
 import torch
@@ -39,23 +42,48 @@ from mmaml.core.inner_loop import sgd_step
 class LinearDelta:
     """Per-task change of one linear layer's weight (any field may be absent).
 
+    The change is ``dense + B^T A + sum_m values_m * outer(rows_m, cols_m)``.
+
     Attributes:
         dense: ``[T, out, in]`` clamped updates, or None.
         left: ``A``, ``[T, R, in]``, or None.
         right: ``B``, ``[T, R, out]`` (already scaled by ``-lr``), or None.
+        rows: ``[T, M, out]`` one-hot rows of the few elements where a clamp cut
+            a low-rank update, or None.
+        cols: ``[T, M, in]`` their one-hot columns.
+        values: ``[T, M]`` what the clamp took off there (zero for padding).
     """
 
     dense: Tensor | None = None
     left: Tensor | None = None
     right: Tensor | None = None
+    rows: Tensor | None = None
+    cols: Tensor | None = None
+    values: Tensor | None = None
 
     def materialize(self) -> Tensor | None:
-        """``Delta + B^T A`` as ``[T, out, in]``, or None when empty."""
+        """The whole change as ``[T, out, in]``, or None when empty."""
         total = self.dense
         if self.left is not None:
             low_rank = torch.bmm(self.right.transpose(1, 2), self.left)
             total = low_rank if total is None else total + low_rank
+        if self.values is not None:
+            sparse = torch.bmm(self.rows.transpose(1, 2) * self.values.unsqueeze(1), self.cols)
+            total = sparse if total is None else total + sparse
         return total
+
+    def correction(self, x: Tensor) -> Tensor:
+        """``x`` times the change, transposed: ``x [..., in] -> [..., out]`` (per task, inside vmap)."""
+        out = None
+        if self.dense is not None:
+            out = x @ self.dense.transpose(-1, -2)
+        if self.left is not None:
+            low = (x @ self.left.transpose(-1, -2)) @ self.right
+            out = low if out is None else out + low
+        if self.values is not None:
+            sparse = ((x @ self.cols.transpose(-1, -2)) * self.values) @ self.rows
+            out = sparse if out is None else out + sparse
+        return out
 
 
 @dataclass
@@ -133,11 +161,9 @@ def linear_delta_hook(name: str):
                 "for models that reuse a layer"
             )
         x = inputs[0]
-        d = state.delta
-        if d.dense is not None:
-            output = output + x @ d.dense.transpose(-1, -2)
-        if d.left is not None:
-            output = output + (x @ d.left.transpose(-1, -2)) @ d.right
+        correction = state.delta.correction(x)
+        if correction is not None:
+            output = output + correction
         if state.probe is not None:
             output = output + state.probe
         if _active.inputs is not None:
@@ -156,17 +182,42 @@ def _within_bound(dense_grads, pairs, bound: float) -> bool:
         return bool(torch.stack(worst).amax() <= bound) if worst else True
 
 
-def _needs_clamp(d: Tensor, x: Tensor, bound: float | None) -> bool:
-    """Whether any element of the per-task weight gradient ``D^T X`` exceeds ``bound``."""
+def _clamped_elements(d: Tensor, x: Tensor, bound: float | None) -> Tensor | None:
+    """``[T, out, in]`` bool mask of the weight-gradient elements ``D^T X`` beyond ``bound``, or None if none is."""
     if bound is None:
-        return False
+        return None
     with torch.no_grad():
-        # |sum_k D_ki X_kj| <= sum_k max_i |D_ki| * max_j |X_kj|: usually enough to decide.
-        cheap = (d.abs().amax(-1) * x.abs().amax(-1)).sum(-1)
-        if bool(cheap.max() <= bound):
-            return False
-        low, high = torch.aminmax(torch.bmm(d.transpose(1, 2), x))
-        return not (bool(high <= bound) and bool(low >= -bound))
+        # Two cheap bounds on |sum_k D_ki X_kj| usually decide: sum_k max_i |D_ki| max_j |X_kj|,
+        # and (Cauchy-Schwarz) max_i ||D_:i|| max_j ||X_:j||.
+        first = (d.abs().amax(-1) * x.abs().amax(-1)).sum(-1)
+        second = ((d * d).sum(1).amax(-1) * (x * x).sum(1).amax(-1)).sqrt()  # (vector_norm is slow on CPU)
+        if bool(torch.minimum(first, second).max() <= bound):
+            return None
+        over = torch.bmm(d.transpose(1, 2), x).abs() > bound
+        return over if bool(over.any()) else None
+
+
+def _sparse_cut(d: Tensor, x: Tensor, over: Tensor, lr: float, bound: float) -> tuple[Tensor, Tensor, Tensor]:
+    """One-hot rows and columns and the values ``lr * (G - clamp(G))`` at the clamped elements.
+
+    Added to the low-rank step ``-lr * G`` this gives exactly ``-lr * clamp(G)``;
+    the values are differentiable in ``D`` and ``X`` as the clamp is.
+    """
+    t, out_features, in_features = over.shape
+    flat = over.flatten(1)
+    m = int(flat.sum(1).max())
+    valid, index = flat.to(d.dtype).topk(m, dim=1)  # the clamped elements of each task first
+    rows_idx, cols_idx = index // in_features, index % in_features
+    rows = torch.nn.functional.one_hot(rows_idx, out_features).to(d.dtype)
+    cols = torch.nn.functional.one_hot(cols_idx, in_features).to(x.dtype)
+    g = (torch.gather(d, 2, rows_idx.unsqueeze(1).expand(-1, d.shape[1], -1))
+         * torch.gather(x, 2, cols_idx.unsqueeze(1).expand(-1, x.shape[1], -1))).sum(1)  # G at those elements
+    values = lr * (g - bound * torch.sign(g.detach())) * valid.to(g.dtype)
+    return rows, cols, values
+
+
+def _cat(old: Tensor | None, new: Tensor) -> Tensor:
+    return new if old is None else torch.cat([old, new], 1)
 
 
 def factored_step(
@@ -203,11 +254,15 @@ def factored_step(
     for module, (d, x) in pairs.items():
         name = weight_of[module]
         old = deltas.get(name, LinearDelta())
-        if _needs_clamp(d, x, clip):
+        over = _clamped_elements(d, x, clip)
+        if over is not None and int(over.flatten(1).sum(1).max()) > min(over.shape[1:]):
+            # many elements clamped: a dense per-task update is cheaper
             step = torch.bmm(d.transpose(1, 2), x).clamp(-grad_clip, grad_clip) * -lr
-            deltas[name] = LinearDelta(step if old.dense is None else old.dense + step, old.left, old.right)
-        else:
-            left = x if old.left is None else torch.cat([old.left, x], 1)
-            right = d * -lr if old.right is None else torch.cat([old.right, d * -lr], 1)
-            deltas[name] = LinearDelta(old.dense, left, right)
+            deltas[name] = replace(old, dense=step if old.dense is None else old.dense + step)
+            continue
+        new = replace(old, left=_cat(old.left, x), right=_cat(old.right, d * -lr))
+        if over is not None:  # a few elements clamped: low-rank step plus a sparse cut
+            rows, cols, values = _sparse_cut(d, x, over, lr, grad_clip)
+            new = replace(new, rows=_cat(old.rows, rows), cols=_cat(old.cols, cols), values=_cat(old.values, values))
+        deltas[name] = new
     return FactoredParams(dense, params.base, deltas, params.num_tasks)
