@@ -98,3 +98,22 @@ def test_markdown_marks_rows_without_paper_numbers():
     assert "| 5 | MAML | — | 1.0000 ± 0.1000 | — | 0.5000 ± 0.0500 | 2000 | 70,000 | 2.00 h |" in md
     assert "of 70,000" not in md
     assert Row(3, "film").preset == "regression-3modes-film"
+
+
+SHARED = __import__("pathlib").Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+@pytest.mark.skipif(not (SHARED / "omniglot" / "images_background.npz").exists(), reason="no Omniglot copy")
+def test_reproduce_images_writes_its_table(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("MMAML_DATA", str(SHARED))
+    monkeypatch.setenv("MMAML_CACHE", str(tmp_path / "cache"))
+    out = tmp_path / "images"
+    assert main(["reproduce", "images", "--out", str(out), "--modes", "2", "--settings", "5w1s",
+                 "--methods", "maml,mumomaml", "--iterations", "1", "--eval-tasks", "4", "--no-progress"]) == 0
+    md = (out / "images.md").read_text()
+    assert "| omniglot+tiny_imagenet | 5w1s | MAML | 66.80% |" in md
+    assert "| omniglot+tiny_imagenet | 5w1s | MuMoMAML (FiLM) | 69.93% |" in md
+    assert "CPU-scale rows use 28x28 images" in md
+    records = json.loads((out / "images.json").read_text())
+    assert [r["iterations"] for r in records] == [1, 1] and all(0 <= r["post_adaptation_accuracy"] <= 1 for r in records)
+    assert main(["reproduce", "images", "--out", str(out), "--methods", "relu"]) == 2

@@ -164,7 +164,26 @@ def cmd_demo(args) -> int:
 def cmd_reproduce(args) -> int:
     if args.what == "table1":
         return reproduce_table1(args)
+    if args.what == "images":
+        return reproduce_images(args)
     return reproduce_figure2(args.out, args.figures or args.out / "figures")
+
+
+def reproduce_images(args) -> int:
+    from mmaml.reproduction.images import select_image_rows, write_table
+    from mmaml.reproduction.table1 import run_rows
+
+    rows = select_image_rows(args.scale, args.modes, args.settings, args.methods)
+    started = time.time()
+    try:
+        run_rows(args.out, rows, args.iterations, args.eval_tasks, jobs=args.jobs, progress=not args.no_progress)
+    finally:
+        if args.out.exists():
+            records = write_table(args.out, rows)
+            print(f"wrote {args.out / 'images.md'} and {args.out / 'images.json'} ({len(records)} rows)")
+    print(f"done in {time.time() - started:.0f}s")
+    print((args.out / "images.md").read_text())
+    return 0
 
 
 def reproduce_table1(args) -> int:

@@ -24,6 +24,7 @@ from typing import Callable, Sequence
 from mmaml.errors import ConfigError
 from mmaml.reproduction.paper import PAPER_ITERATIONS, ROW_LABELS, TABLE1
 from mmaml.training.checkpoint import atomic_write_text, load_checkpoint
+from mmaml.training.presets import resolve
 from mmaml.training.run_dir import checkpoint_path
 
 ROWS = tuple(ROW_LABELS)
@@ -74,7 +75,7 @@ def row_status(run_dir: Path, eval_tasks: int) -> RowStatus:
     return RowStatus(iteration, evaluated)
 
 
-def _train_command(row: Row, run_dir: Path, iterations: int, resume: bool, progress: bool) -> list[str]:
+def _train_command(row, run_dir: Path, iterations: int, resume: bool, progress: bool) -> list[str]:
     cmd = [sys.executable, "-m", "mmaml", "train", row.preset, "--out", str(run_dir), "--iterations", str(iterations)]
     if resume:
         cmd.append("--resume")
@@ -85,14 +86,17 @@ def _train_command(row: Row, run_dir: Path, iterations: int, resume: bool, progr
 
 def run_rows(
     out: Path,
-    rows: Sequence[Row],
-    iterations: int,
+    rows: Sequence,
+    iterations: int | None,
     eval_tasks: int,
     jobs: int = 1,
     progress: bool = True,
     say: Callable[[str], None] = print,
 ) -> None:
     """Train (or resume) and evaluate ``rows`` in ``out``; up to ``jobs`` rows at once.
+
+    ``rows`` are anything with a ``preset`` name; ``iterations`` None trains each
+    to its preset's own number of iterations.
 
     Each row trains in its own process (``mmaml train``), with the machine's
     threads shared among the concurrent rows and its output in ``<row>/train.log``.
@@ -104,7 +108,8 @@ def run_rows(
     for row in rows:
         run_dir = out / row.preset
         status = row_status(run_dir, eval_tasks)
-        if status.iteration >= iterations:
+        target = iterations or resolve(row.preset).iterations
+        if status.iteration >= target:
             if not status.evaluated:
                 say(f"{row.preset}: trained ({status.iteration} iterations); evaluating")
                 run_eval(run_dir, tasks=eval_tasks)
@@ -112,8 +117,8 @@ def run_rows(
                 say(f"{row.preset}: done ({status.iteration} iterations), skipped")
             continue
         verb = f"resuming from iteration {status.iteration}" if status.iteration else "training"
-        say(f"{row.preset}: {verb} to {iterations} iterations")
-        todo.append((row, run_dir, status.iteration > 0))
+        say(f"{row.preset}: {verb} to {target} iterations")
+        todo.append((row, run_dir, status.iteration > 0, target))
 
     threads = max(1, (os.cpu_count() or 1) // max(1, min(jobs, len(todo) or 1)))
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
@@ -121,14 +126,14 @@ def run_rows(
     failed = []
     while todo or running:
         while todo and len(running) < jobs:
-            row, run_dir, resume = todo.pop(0)
+            row, run_dir, resume, target = todo.pop(0)
             run_dir.mkdir(parents=True, exist_ok=True)
             if jobs == 1:
-                proc = subprocess.Popen(_train_command(row, run_dir, iterations, resume, progress), env=env)
+                proc = subprocess.Popen(_train_command(row, run_dir, target, resume, progress), env=env)
                 log = None
             else:
                 log = (run_dir / "train.log").open("a")
-                proc = subprocess.Popen(_train_command(row, run_dir, iterations, resume, False), env=env,
+                proc = subprocess.Popen(_train_command(row, run_dir, target, resume, False), env=env,
                                         stdout=log, stderr=subprocess.STDOUT)
             running.append((row, run_dir, proc, time.time(), log))
         time.sleep(0.2)
