@@ -89,3 +89,24 @@ def test_short_mumomaml_training_modulates_far_better_than_maml(tmp_path):
     # and the modulated prior already fits the linear mode far better than MAML's shared prior
     per_mode = lambda r: r["per_mode"]["linear"]["post_modulation_mse"]["mean"]  # noqa: E731
     assert per_mode(results["regression-2modes-film"]) < 0.5 * per_mode(results["regression-2modes-maml"])
+
+
+def test_a_non_finite_meta_batch_is_skipped_and_counted(tmp_path):
+    t = Trainer(config(method="maml", iterations=4, checkpoint_every=4), tmp_path / "r", progress=False,
+                tensorboard=False)
+    sample = t.tasks.sample
+    calls = []
+
+    def poisoned(n, generator):
+        batch = sample(n, generator)
+        calls.append(1)
+        if len(calls) == 2:  # the second meta-batch has an infinite target
+            batch.query_y[0, 0, 0] = float("inf")
+        return batch
+
+    t.tasks.sample = poisoned
+    t.train()
+    assert all(torch.isfinite(p).all() for p in t.model.parameters())
+    rows = read_metrics(tmp_path / "r")
+    assert [r["skipped_steps"] for r in rows] == [0, 1, 0, 0]
+    assert all(r["loss"] == r["loss"] for r in rows if r["skipped_steps"] == 0)

@@ -8,7 +8,7 @@ from typing import Mapping
 
 from mmaml.training.checkpoint import atomic_write_text
 
-COLUMNS = ("iteration", "loss", "grad_norm", "seconds_per_iteration", "elapsed_seconds")
+COLUMNS = ("iteration", "loss", "grad_norm", "seconds_per_iteration", "elapsed_seconds", "skipped_steps")
 
 
 class MetricsLog:
@@ -24,7 +24,7 @@ class MetricsLog:
         if start > 0 and self.path.exists():
             with self.path.open() as f:
                 rows = [r for r in csv.DictReader(f) if int(r["iteration"]) <= start]
-            lines = [",".join(COLUMNS)] + [",".join(r[c] for c in COLUMNS) for r in rows]
+            lines = [",".join(COLUMNS)] + [",".join(r.get(c) or "0" for c in COLUMNS) for r in rows]
             atomic_write_text(self.path, "\n".join(lines) + "\n")
         else:
             atomic_write_text(self.path, ",".join(COLUMNS) + "\n")
@@ -55,4 +55,4 @@ def _fmt(v) -> str:
 def read_metrics(run_dir: Path) -> list[dict[str, float]]:
     path = Path(run_dir) / "metrics.csv"
     with path.open() as f:
-        return [{k: float(v) for k, v in r.items()} for r in csv.DictReader(f)]
+        return [{k: float(v) if v not in (None, "") else 0.0 for k, v in r.items()} for r in csv.DictReader(f)]

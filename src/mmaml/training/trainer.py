@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -106,17 +107,28 @@ class Trainer:
         save_checkpoint(checkpoint_path(self.run_dir), self.state())
 
     def step(self) -> tuple[float, float]:
-        """One meta-iteration; returns ``(loss, pre-clip gradient norm)``."""
+        """One meta-iteration; returns ``(loss, pre-clip gradient norm)``.
+
+        A meta-batch whose loss or gradient is not finite (an inner loop that
+        diverged on some task) leaves the parameters and optimizer untouched:
+        the step is skipped, and counted in ``metrics.csv``.
+        """
         config = self.config
         batch = self.tasks.sample(config.meta_batch_size, self.generator).to(self.device)
         out = self.model(batch)
         self.optimizer.zero_grad(set_to_none=True)
+        loss = float(out.loss.detach())
+        if not math.isfinite(loss):
+            return loss, float("nan")
         out.loss.backward()
         params = [p for p in self.model.parameters() if p.grad is not None]
         clip = config.grad_norm_clip if config.grad_norm_clip is not None else float("inf")
-        norm = torch.nn.utils.clip_grad_norm_(params, clip)
+        norm = float(torch.nn.utils.clip_grad_norm_(params, clip))
+        if not math.isfinite(norm):
+            self.optimizer.zero_grad(set_to_none=True)
+            return loss, norm
         self.optimizer.step()
-        return float(out.loss.detach()), float(norm)
+        return loss, norm
 
     def train(self, stop_after: int | None = None) -> TrainResult:
         """Train up to ``config.iterations`` (or ``stop_after`` more, to split a run)."""
@@ -142,11 +154,13 @@ class Trainer:
                 bar.update(1)
                 if self.iteration % config.log_every == 0 or self.iteration == end:
                     now = time.perf_counter()
-                    mean_loss = sum(w[0] for w in window) / len(window)
+                    done = [w for w in window if math.isfinite(w[0]) and math.isfinite(w[1])]
+                    mean_loss = sum(w[0] for w in done) / len(done) if done else float("nan")
                     log.log({
                         "iteration": self.iteration,
                         "loss": mean_loss,
-                        "grad_norm": sum(w[1] for w in window) / len(window),
+                        "grad_norm": sum(w[1] for w in done) / len(done) if done else float("nan"),
+                        "skipped_steps": len(window) - len(done),
                         "seconds_per_iteration": (now - window_start) / len(window),
                         "elapsed_seconds": self.elapsed,
                     })
