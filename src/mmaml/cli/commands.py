@@ -169,37 +169,33 @@ def cmd_reproduce(args) -> int:
     return reproduce_figure2(args.out, args.figures or args.out / "figures")
 
 
-def reproduce_images(args) -> int:
-    from mmaml.reproduction.images import select_image_rows, write_table
+def _run_and_tabulate(args, rows, write_table, table: str, data: str) -> int:
+    """Train/evaluate ``rows`` resumably into ``args.out``, then (even if interrupted) write their table."""
     from mmaml.reproduction.table1 import run_rows
 
-    rows = select_image_rows(args.scale, args.modes, args.settings, args.methods)
     started = time.time()
     try:
         run_rows(args.out, rows, args.iterations, args.eval_tasks, jobs=args.jobs, progress=not args.no_progress)
     finally:
         if args.out.exists():
             records = write_table(args.out, rows)
-            print(f"wrote {args.out / 'images.md'} and {args.out / 'images.json'} ({len(records)} rows)")
+            print(f"wrote {args.out / table} and {args.out / data} ({len(records)} rows)")
     print(f"done in {time.time() - started:.0f}s")
-    print((args.out / "images.md").read_text())
+    print((args.out / table).read_text())
     return 0
+
+
+def reproduce_images(args) -> int:
+    from mmaml.reproduction.images import select_image_rows, write_table
+
+    rows = select_image_rows(args.scale, args.modes, args.settings, args.methods)
+    return _run_and_tabulate(args, rows, write_table, "images.md", "images.json")
 
 
 def reproduce_table1(args) -> int:
-    from mmaml.reproduction.table1 import run_rows, select_rows, write_table
+    from mmaml.reproduction.table1 import select_rows, write_table
 
-    rows = select_rows(args.rows, args.modes)
-    started = time.time()
-    try:
-        run_rows(args.out, rows, args.iterations, args.eval_tasks, jobs=args.jobs, progress=not args.no_progress)
-    finally:
-        if args.out.exists():
-            records = write_table(args.out, rows)
-            print(f"wrote {args.out / 'table1.md'} and {args.out / 'table1.csv'} ({len(records)} rows)")
-    print(f"done in {time.time() - started:.0f}s")
-    print((args.out / "table1.md").read_text())
-    return 0
+    return _run_and_tabulate(args, select_rows(args.rows, args.modes), write_table, "table1.md", "table1.csv")
 
 
 def reproduce_figure2(out: Path, fig_dir: Path) -> int:
