@@ -29,6 +29,23 @@ def test_multi_maml_gradients_reach_only_the_modes_present():
     assert learners[1].model.output.weight.grad is None or learners[1].model.output.weight.grad.abs().sum() == 0
 
 
+def test_multi_maml_split_by_mode_matches_per_task_initialisations():
+    # The grouped forward must equal adapting every task from its own stacked copy of its mode's theta,
+    # also when the modes are interleaved in the batch.
+    learners = [Learner(RegressionMLP(hidden_sizes=(8, 8), weight_std=0.5)) for _ in range(3)]
+    model = MultiMAML(learners, inner_lr=0.05, inner_steps=2, inner_grad_clip=1.0)
+    b = tasks(9).select(torch.tensor([4, 0, 8, 1, 7, 2, 3, 6, 5]))
+    grouped = model(b, with_prior=True)
+    reference = model.run_from(b, model.initial_parameters(b), with_prior=True)
+    for field in ("query_loss", "prior_query_loss", "query_pred", "prior_query_pred"):
+        torch.testing.assert_close(getattr(grouped, field), getattr(reference, field))
+    for name, value in reference.adapted_params.items():
+        torch.testing.assert_close(grouped.adapted_params[name], value)
+    params = list(model.parameters())
+    for g, r in zip(torch.autograd.grad(grouped.loss, params), torch.autograd.grad(reference.loss, params)):
+        torch.testing.assert_close(g, r)
+
+
 def test_multi_maml_rejects_unknown_modes():
     model = MultiMAML([Learner(RegressionMLP(hidden_sizes=(8,)))] * 2, inner_lr=0.01, inner_steps=1)
     with pytest.raises(ValueError, match="modes must lie"):

@@ -119,6 +119,17 @@ class GradientMetaLearner(nn.Module):
                 pass False at evaluation, where no meta-gradient is needed.
             with_prior: also score the prior (post-modulation) on the query set.
         """
+        return self.run_from(batch, self.initial_parameters(batch), steps, create_graph, with_prior)
+
+    def run_from(
+        self,
+        batch: TaskBatch,
+        params: Params,
+        steps: int | None = None,
+        create_graph: bool | None = None,
+        with_prior: bool = False,
+    ) -> MetaOutput:
+        """:meth:`forward` from the given initial parameters (``[T, *shape]`` or shared ``[*shape]``)."""
         steps = self.inner_steps if steps is None else steps
         create_graph = (not self.first_order) if create_graph is None else create_graph
         taus, embedding = self.task_modulation(batch)
@@ -127,7 +138,6 @@ class GradientMetaLearner(nn.Module):
         def forward_fn(p: Params, x: Tensor) -> Tensor:
             return self.learner(p, x, taus, kind)
 
-        params = self.initial_parameters(batch)
         prior_pred = prior_loss = None
         if with_prior:
             prior_pred = forward_fn(params, batch.query_x)
