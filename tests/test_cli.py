@@ -143,10 +143,22 @@ def test_eval_missing_and_corrupt_checkpoints(tmp_path, capsys):
     assert not (corrupt / "figures").exists()
 
 
-def test_eval_bad_flags(trained, capsys):
+def test_eval_output_goes_to_the_named_file(trained, tmp_path, capsys):
+    before = (trained / "eval.json").read_bytes() if (trained / "eval.json").exists() else None
+    target = tmp_path / "more_tasks.json"
+    code, out, _ = run(capsys, "eval", str(trained), "--tasks", "20", "--output", str(target))
+    assert code == 0 and str(target) in out
+    assert json.loads(target.read_text())["num_tasks"] == 20
+    after = (trained / "eval.json").read_bytes() if (trained / "eval.json").exists() else None
+    assert before == after  # the run's own eval.json is left alone
+
+
+def test_eval_bad_flags(trained, tmp_path, capsys):
     before = (trained / "eval.json").read_bytes() if (trained / "eval.json").exists() else None
     assert "--steps" in fail(capsys, "eval", str(trained), "--steps", "-1")
     assert "positive integer" in fail(capsys, "eval", str(trained), "--tasks", "0")
+    assert "does not exist" in fail(capsys, "eval", str(trained), "--output", str(tmp_path / "no" / "e.json"))
+    assert "is a folder" in fail(capsys, "eval", str(trained), "--output", str(tmp_path))
     after = (trained / "eval.json").read_bytes() if (trained / "eval.json").exists() else None
     assert before == after
 

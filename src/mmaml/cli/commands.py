@@ -54,8 +54,14 @@ def cmd_train(args) -> int:
     return 0
 
 
-def run_eval(run_dir: Path, tasks: int | None = None, steps: int | None = None, seed: int | None = None) -> dict:
-    """Evaluate a run on fresh test tasks and write ``DIR/eval.json`` (atomically); returns the result."""
+def run_eval(
+    run_dir: Path,
+    tasks: int | None = None,
+    steps: int | None = None,
+    seed: int | None = None,
+    output: Path | None = None,
+) -> dict:
+    """Evaluate a run on fresh test tasks and write ``output`` (default ``DIR/eval.json``, atomically)."""
     from mmaml.training.builder import build_tasks
     from mmaml.training.checkpoint import atomic_write_text
     from mmaml.training.config import ClassificationConfig
@@ -64,6 +70,11 @@ def run_eval(run_dir: Path, tasks: int | None = None, steps: int | None = None, 
 
     if steps is not None and steps < 0:
         raise ConfigError(f"--steps must not be negative, got {steps}")
+    output = Path(run_dir) / "eval.json" if output is None else Path(output)
+    if output.is_dir():
+        raise ConfigError(f"--output {output} is a folder; give a file name such as {output / 'eval.json'}")
+    if not output.parent.is_dir():
+        raise ConfigError(f"--output {output}: folder {output.parent} does not exist; create it first")
     config, model, state = load_run(run_dir)
     started = time.perf_counter()
     images = isinstance(config, ClassificationConfig)
@@ -80,18 +91,19 @@ def run_eval(run_dir: Path, tasks: int | None = None, steps: int | None = None, 
     result["method"] = config.method
     result["modulation"] = config.modulation if config.method == "mumomaml" else None
     result["modes"] = list(config.mode_names)
-    atomic_write_text(Path(run_dir) / "eval.json", json.dumps(result, indent=2) + "\n")
+    atomic_write_text(output, json.dumps(result, indent=2) + "\n")
     return result
 
 
 def cmd_eval(args) -> int:
     from mmaml.training.evaluation import format_table
 
-    result = run_eval(args.run, args.tasks, args.steps, args.seed)
+    output = args.output or args.run / "eval.json"
+    result = run_eval(args.run, args.tasks, args.steps, args.seed, output)
     print(f"{result['num_tasks']} test tasks, {result['inner_steps']} inner steps, "
           f"after {result['iterations']} meta-iterations (mean ± 95% interval)")
     print(format_table({args.run.name or str(args.run): result}))
-    print(f"wrote {args.run / 'eval.json'}")
+    print(f"wrote {output}")
     return 0
 
 

@@ -69,6 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tasks", type=_positive_int, metavar="N", help="test tasks (default: the config's eval_tasks, 2000)")
     p.add_argument("--steps", type=_int, metavar="S", help="inner steps (default: the config's eval_inner_steps)")
     p.add_argument("--seed", type=_int, metavar="S", help="evaluation seed (default: the config's eval_seed)")
+    p.add_argument("--output", type=Path, metavar="FILE", help="where to write the result (default: DIR/eval.json)")
 
     p = sub.add_parser("plot", help="Figure 2 panels (fits before/after adaptation, t-SNE) or, for images, the t-SNE")
     p.add_argument("run", metavar="DIR", type=Path)
