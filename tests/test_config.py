@@ -35,6 +35,7 @@ def test_yaml_file_can_start_from_a_preset(tmp_path):
         ("modes=[sinusoid,cubic]", "modes"),
         ("meta_batch_size=51", "multiple of the number of modes"),
         ("modulation=relu", "modulation"),
+        ("modulation_init=ones", "modulation_init"),
         ("modulated_layers=[3]", "modulated_layers"),
         ("inner_lr=0", "inner_lr"),
         ("first_order=1", "first_order must be true or false"),

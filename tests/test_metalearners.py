@@ -52,6 +52,22 @@ def test_multi_maml_rejects_unknown_modes():
         model(tasks())
 
 
+def test_zero_initialised_modulation_starts_as_maml_and_then_learns():
+    torch.manual_seed(0)
+    learner = Learner(RegressionMLP(hidden_sizes=(16, 16)), modulate=["hidden.0", "hidden.1"])
+    model = MuMoMAML(learner, RecurrentTaskEncoder(2, 8), "film", "zero", inner_lr=0.01, inner_steps=2)
+    maml = MAML(learner, inner_lr=0.01, inner_steps=2)
+    b = tasks()
+    out = model(b)
+    assert all(float(t.detach().abs().max()) == 0 for t in out.taus.values())
+    torch.testing.assert_close(out.query_loss, maml(b).query_loss)
+    out.loss.backward()
+    # the heads get a gradient (tau = W v + b with v != 0), so the modulation does not stay the identity
+    assert all(float(h.weight.grad.abs().sum()) > 0 for h in model.modulation_network.heads)
+    with pytest.raises(ValueError, match="modulation init"):
+        MuMoMAML(learner, RecurrentTaskEncoder(2, 8), "film", "ones", inner_lr=0.01, inner_steps=2)
+
+
 def test_mumomaml_trains_theta_and_omega_jointly():
     learner = Learner(RegressionMLP(hidden_sizes=(16, 16)), modulate=["hidden.0", "hidden.1"])
     model = MuMoMAML(learner, RecurrentTaskEncoder(2, 8), "film", inner_lr=0.01, inner_steps=2)

@@ -36,17 +36,28 @@ class MuMoMAML(GradientMetaLearner):
         task_encoder: module ``(support_x, support_y) -> [T, E]`` with an
             ``embedding_dim`` attribute.
         modulation: ``"film"``, ``"sigmoid"`` or ``"softmax"``.
+        modulation_init: initialisation of the modulation heads, ``"default"``
+            or ``"zero"`` (see :class:`ModulationNetwork`).
         **kwargs: inner-loop settings of :class:`GradientMetaLearner`.
     """
 
-    def __init__(self, learner: Learner, task_encoder: nn.Module, modulation: str = "film", **kwargs):
+    def __init__(
+        self,
+        learner: Learner,
+        task_encoder: nn.Module,
+        modulation: str = "film",
+        modulation_init: str = "default",
+        **kwargs,
+    ):
         check_kind(modulation)
         if not learner.sites:
             raise ValueError("MuMoMAML needs a Learner with at least one modulated layer (Learner(model, modulate=[...]))")
         super().__init__(learner, **kwargs)
         self.modulation_kind = modulation
         self.task_encoder = task_encoder
-        self.modulation_network = ModulationNetwork(task_encoder.embedding_dim, learner.tau_sizes(modulation))
+        self.modulation_network = ModulationNetwork(
+            task_encoder.embedding_dim, learner.tau_sizes(modulation), modulation_init
+        )
 
     def embed(self, batch: TaskBatch) -> Tensor:
         """Task embeddings ``[T, E]`` from the support set."""

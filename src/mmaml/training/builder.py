@@ -65,4 +65,4 @@ def build_metalearner(config: BaseConfig) -> GradientMetaLearner:
         return MAML(Learner(net()), **inner)
     if config.method == "multi_maml":
         return MultiMAML([Learner(net()) for _ in config.mode_names], **inner)
-    return MuMoMAML(Learner(net(), modulate=sites), encoder(), config.modulation, **inner)
+    return MuMoMAML(Learner(net(), modulate=sites), encoder(), config.modulation, config.modulation_init, **inner)

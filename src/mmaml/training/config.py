@@ -24,6 +24,7 @@ class BaseConfig:
     task: str = "regression"
     method: str = "mumomaml"  # maml | multi_maml | mumomaml
     modulation: str = "film"  # film | sigmoid | softmax (mumomaml only)
+    modulation_init: str = "default"  # default | zero: initial modulation heads (mumomaml only)
     # inner loop
     inner_lr: float = 0.001
     inner_steps: int = 5
@@ -60,6 +61,8 @@ class BaseConfig:
             bad("method", f"choose one of {', '.join(METHODS)}")
         if self.modulation not in MODULATION_KINDS:
             bad("modulation", f"choose one of {', '.join(MODULATION_KINDS)}")
+        if self.modulation_init not in ("default", "zero"):
+            bad("modulation_init", "choose default or zero")
         for key in ("meta_batch_size", "iterations", "log_every", "checkpoint_every", "eval_tasks"):
             if getattr(self, key) < 1:
                 bad(key, "must be at least 1")
