@@ -43,6 +43,9 @@ def test_finished_rows_are_skipped(table_dir, capsys):
     assert main(["reproduce", "table1", "--out", str(table_dir), "--iterations", "3", "--rows", "film", *ARGS]) == 0
     assert "done (3 iterations), skipped" in capsys.readouterr().out
     assert ckpt.stat().st_mtime_ns == before
+    # a command for one row still tabulates every row evaluated in the folder
+    rows = list(csv.DictReader((table_dir / "table1.csv").open()))
+    assert [r["method"] for r in rows] == ["MAML", "Multi-MAML (GT)", "MuMoMAML FiLM"]
 
 
 def test_evaluation_redone_when_missing(table_dir, capsys):

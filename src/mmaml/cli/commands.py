@@ -181,8 +181,12 @@ def cmd_reproduce(args) -> int:
     return reproduce_figure2(args.out, args.figures or args.out / "figures")
 
 
-def _run_and_tabulate(args, rows, write_table, table: str, data: str) -> int:
-    """Train/evaluate ``rows`` resumably into ``args.out``, then (even if interrupted) write their table."""
+def _run_and_tabulate(args, rows, all_rows, write_table, table: str, data: str) -> int:
+    """Train/evaluate ``rows`` resumably into ``args.out``, then (even if interrupted) write the table.
+
+    The table holds every row of ``all_rows`` evaluated in ``args.out``, so rows
+    run by separate commands (or on separate days) end up in one table.
+    """
     from mmaml.reproduction.table1 import run_rows
 
     started = time.time()
@@ -190,7 +194,7 @@ def _run_and_tabulate(args, rows, write_table, table: str, data: str) -> int:
         run_rows(args.out, rows, args.iterations, args.eval_tasks, jobs=args.jobs, progress=not args.no_progress)
     finally:
         if args.out.exists():
-            records = write_table(args.out, rows)
+            records = write_table(args.out, all_rows)
             print(f"wrote {args.out / table} and {args.out / data} ({len(records)} rows)")
     print(f"done in {time.time() - started:.0f}s")
     print((args.out / table).read_text())
@@ -201,13 +205,15 @@ def reproduce_images(args) -> int:
     from mmaml.reproduction.images import select_image_rows, write_table
 
     rows = select_image_rows(args.scale, args.modes, args.settings, args.methods)
-    return _run_and_tabulate(args, rows, write_table, "images.md", "images.json")
+    everything = select_image_rows(args.scale, None, None, None)
+    return _run_and_tabulate(args, rows, everything, write_table, "images.md", "images.json")
 
 
 def reproduce_table1(args) -> int:
     from mmaml.reproduction.table1 import select_rows, write_table
 
-    return _run_and_tabulate(args, select_rows(args.rows, args.modes), write_table, "table1.md", "table1.csv")
+    rows = select_rows(args.rows, args.modes)
+    return _run_and_tabulate(args, rows, select_rows(None, None), write_table, "table1.md", "table1.csv")
 
 
 def reproduce_figure2(out: Path, fig_dir: Path) -> int:
