@@ -91,7 +91,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--rows", type=_list_of(str), metavar="ROW,...",
                    help="subset of maml,multi-maml,softmax,sigmoid,film (default: all)")
     t.add_argument("--modes", type=_list_of(int), metavar="M,...", help="subset of 2,3,5 (default: all)")
-    t.add_argument("--eval-tasks", type=_positive_int, default=2000, metavar="N")
+    t.add_argument("--eval-tasks", type=_positive_int, default=20000, metavar="N",
+                   help="fresh test tasks per row (default 20000: a few seconds per row, a tight interval)")
     t.add_argument("--jobs", type=_positive_int, default=1, metavar="J", help="rows trained at once")
     t.add_argument("--no-progress", action="store_true")
     i = what.add_parser("images", help="train and evaluate the image-classification comparison and write its table")
