@@ -120,3 +120,15 @@ def test_reproduce_images_writes_its_table(tmp_path, monkeypatch, capsys):
     records = json.loads((out / "images.json").read_text())
     assert [r["iterations"] for r in records] == [1, 1] and all(0 <= r["post_adaptation_accuracy"] <= 1 for r in records)
     assert main(["reproduce", "images", "--out", str(out), "--methods", "relu"]) == 2
+
+
+def test_threads_per_row_shares_the_cores_unless_told(monkeypatch):
+    from mmaml.reproduction.table1 import threads_per_row
+
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setattr("os.cpu_count", lambda: 8)
+    assert threads_per_row(jobs=2, rows=5) == 4
+    assert threads_per_row(jobs=4, rows=1) == 8  # one row left gets every core
+    assert threads_per_row(jobs=16, rows=16) == 1
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    assert threads_per_row(jobs=1, rows=3) == 1

@@ -84,6 +84,15 @@ def _train_command(row, run_dir: Path, iterations: int, resume: bool, progress: 
     return cmd
 
 
+def threads_per_row(jobs: int, rows: int) -> int:
+    """Threads for each concurrently trained row: ``$OMP_NUM_THREADS`` when set
+    (e.g. to leave cores for other work), else the machine's cores shared among them."""
+    given = os.environ.get("OMP_NUM_THREADS", "").strip()
+    if given.isdigit() and int(given) > 0:
+        return int(given)
+    return max(1, (os.cpu_count() or 1) // max(1, min(jobs, rows or 1)))
+
+
 def run_rows(
     out: Path,
     rows: Sequence,
@@ -99,7 +108,8 @@ def run_rows(
     to its preset's own number of iterations.
 
     Each row trains in its own process (``mmaml train``), with the machine's
-    threads shared among the concurrent rows and its output in ``<row>/train.log``.
+    threads shared among the concurrent rows (see :func:`threads_per_row`) and
+    its output in ``<row>/train.log``.
     """
     from mmaml.cli.commands import run_eval
 
@@ -120,7 +130,7 @@ def run_rows(
         say(f"{row.preset}: {verb} to {target} iterations")
         todo.append((row, run_dir, status.iteration > 0, target))
 
-    threads = max(1, (os.cpu_count() or 1) // max(1, min(jobs, len(todo) or 1)))
+    threads = threads_per_row(jobs, len(todo))
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
     running: list[tuple[Row, Path, subprocess.Popen, float, object]] = []
     failed = []
