@@ -27,6 +27,24 @@ def test_classification_presets_have_the_paper_settings():
     assert len(cpu) == 12 and all(resolve(p).image_size == 28 for p in cpu)
 
 
+def test_modulated_conv_blocks_can_be_chosen():
+    from mmaml.errors import ConfigError
+    from mmaml.training.builder import build_metalearner
+    from mmaml.training.config import apply_overrides, parse_assignment
+
+    def override(text):
+        return apply_overrides(resolve("classification-cpu-2modes-mumomaml-5w1s"), dict([parse_assignment(text)]))
+
+    config = override("modulated_layers=[0,2]")
+    model = build_metalearner(config.validate())
+    assert list(model.learner.sites) == ["blocks.0.norm", "blocks.2.norm"]
+    assert len(model.modulation_network.heads) == 2
+    assert len(build_metalearner(resolve("classification-cpu-2modes-mumomaml-5w1s")).learner.sites) == 4
+    for bad in ("modulated_layers=[4]", "modulated_layers=[1,1]", "modulated_layers=[]"):
+        with pytest.raises(ConfigError, match="modulated_layers"):
+            override(bad).validate()
+
+
 @needs_data
 def test_train_eval_plot_a_cpu_preset(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("MMAML_DATA", str(SHARED))

@@ -50,6 +50,8 @@ def build_metalearner(config: BaseConfig) -> GradientMetaLearner:
 
         inner["loss_fn"] = cross_entropy_per_task
         sites = net().modulation_sites()
+        if config.modulated_layers is not None:
+            sites = [sites[i] for i in config.modulated_layers]
         encoder = lambda: ConvTaskEncoder(config.channels, config.embedding_dim)  # noqa: E731
     else:
         assert isinstance(config, RegressionConfig)

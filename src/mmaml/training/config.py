@@ -155,6 +155,7 @@ class ClassificationConfig(BaseConfig):
     image_size: int = 84
     channels: list[int] = field(default_factory=lambda: [32, 64, 128, 256])
     embedding_dim: int = 128
+    modulated_layers: typing.Optional[list[int]] = None  # conv blocks modulated by MuMoMAML (None: all, as the paper)
     inner_lr: float = 0.05
     inner_grad_clip: typing.Optional[float] = 20.0
     meta_batch_size: int = 10
@@ -186,6 +187,10 @@ class ClassificationConfig(BaseConfig):
             bad("image_size", "must be at least 8 pixels")
         if not self.channels or any(c < 1 for c in self.channels):
             bad("channels", "need at least one conv layer, each with >= 1 channel")
+        if self.modulated_layers is not None:
+            layers = self.modulated_layers
+            if not layers or len(set(layers)) != len(layers) or any(not 0 <= i < len(self.channels) for i in layers):
+                bad("modulated_layers", f"give distinct conv-block indices in 0..{len(self.channels) - 1}, or null for all")
         if self.images_per_class is not None and self.images_per_class < self.num_shots + self.num_query:
             bad("images_per_class", "must leave room for num_shots + num_query images per class")
         return self
