@@ -25,6 +25,8 @@ def test_classification_presets_have_the_paper_settings():
                                                                                       [32, 64, 128, 256])
     cpu = [p for p in PRESETS if p.startswith("classification-cpu-")]
     assert len(cpu) == 12 and all(resolve(p).image_size == 28 for p in cpu)
+    assert c.modulated_layers is None  # the paper modulates every conv block
+    assert all(resolve(p).modulated_layers == [0, 1, 2] for p in cpu if "mumomaml" in p)
 
 
 def test_modulated_conv_blocks_can_be_chosen():
@@ -39,7 +41,8 @@ def test_modulated_conv_blocks_can_be_chosen():
     model = build_metalearner(config.validate())
     assert list(model.learner.sites) == ["blocks.0.norm", "blocks.2.norm"]
     assert len(model.modulation_network.heads) == 2
-    assert len(build_metalearner(resolve("classification-cpu-2modes-mumomaml-5w1s")).learner.sites) == 4
+    assert len(build_metalearner(resolve("classification-2modes-mumomaml-5w1s")).learner.sites) == 4
+    assert len(build_metalearner(resolve("classification-cpu-2modes-mumomaml-5w1s")).learner.sites) == 3
     for bad in ("modulated_layers=[4]", "modulated_layers=[1,1]", "modulated_layers=[]"):
         with pytest.raises(ConfigError, match="modulated_layers"):
             override(bad).validate()
