@@ -169,3 +169,38 @@ def test_console_script_entry_point(tmp_path):
     assert proc.returncode == 2
     assert proc.stderr.strip().count("\n") == 0 and "unknown preset 'nope'" in proc.stderr
     assert not (tmp_path / "x").exists()
+
+
+def test_compare_pairs_runs_on_the_same_tasks(trained, tmp_path, capsys):
+    maml = tmp_path / "maml"
+    assert main(["train", "regression-2modes-maml", "--out", str(maml), "--iterations", "2",
+                 "--set", "hidden_sizes=[16,16]", "--set", "meta_batch_size=4", "--no-progress"]) == 0
+    capsys.readouterr()
+    out_file = tmp_path / "compare.json"
+    code, out, _ = run(capsys, "compare", str(trained), str(maml), "--tasks", "60", "--output", str(out_file))
+    assert code == 0 and "difference" in out
+    result = json.loads(out_file.read_text())
+    runs = list(result["runs"].values())
+    assert result["num_tasks"] == 60 and len(runs) == 2
+    film_mean = runs[0]["post_adaptation"]["mean"]
+    diff = runs[1]["difference"]
+    assert diff["mean"] == pytest.approx(runs[1]["post_adaptation"]["mean"] - film_mean, rel=1e-9, abs=1e-9)
+    assert set(diff["per_mode"]) == {"sinusoid", "linear"}
+    # a copy of a run differs from it by exactly zero on every task
+    import shutil
+
+    copy = shutil.copytree(trained, tmp_path / "copy")
+    code, out, _ = run(capsys, "compare", str(trained), str(copy), "--tasks", "20")
+    assert code == 0 and "+0.0000 ± 0.0000" in out
+
+
+def test_compare_refuses_runs_of_different_tasks(trained, tmp_path, capsys):
+    other = tmp_path / "three"
+    assert main(["train", "regression-3modes-maml", "--out", str(other), "--iterations", "1",
+                 "--set", "hidden_sizes=[16,16]", "--set", "meta_batch_size=3", "--no-progress"]) == 0
+    capsys.readouterr()
+    assert "draw different tasks (modes" in fail(capsys, "compare", str(trained), str(other))
+    assert "at least two run folders" in fail(capsys, "compare", str(trained))
+    assert "does not exist" in fail(capsys, "compare", str(trained), str(tmp_path / "nope"))
+    assert "given twice" in fail(capsys, "compare", str(trained), str(trained))
+    assert "--steps" in fail(capsys, "compare", str(trained), str(other), "--steps", "-2")

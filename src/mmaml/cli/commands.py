@@ -95,6 +95,64 @@ def run_eval(
     return result
 
 
+def cmd_compare(args) -> int:
+    """Score several runs on the same fresh test tasks; report each one's paired difference to the first."""
+    from mmaml.training.builder import build_tasks
+    from mmaml.training.config import ClassificationConfig
+    from mmaml.training.evaluation import mean_ci95, paired_difference, per_task_scores, task_signature
+    from mmaml.training.run_dir import load_run
+
+    if len(args.runs) < 2:
+        raise ConfigError("compare needs at least two run folders: the reference first, then the others")
+    if len({Path(r).resolve() for r in args.runs}) < len(args.runs):
+        raise ConfigError("a run folder is given twice; name each run once")
+    if args.steps is not None and args.steps < 0:
+        raise ConfigError(f"--steps must not be negative, got {args.steps}")
+    if args.output is not None and not Path(args.output).parent.is_dir():
+        raise ConfigError(f"--output {args.output}: folder {Path(args.output).parent} does not exist; create it first")
+    loaded = [load_run(run) for run in args.runs]
+    reference_config = loaded[0][0]
+    reference_tasks = task_signature(reference_config)
+    for run, (config, _, _) in zip(args.runs[1:], loaded[1:]):
+        signature = task_signature(config)
+        if signature != reference_tasks:
+            key = next(k for k in signature if signature[k] != reference_tasks.get(k))
+            raise ConfigError(f"{run} and {args.runs[0]} draw different tasks ({key}: {signature[key]!r} vs "
+                              f"{reference_tasks[key]!r}); compare runs of one task distribution")
+    images = isinstance(reference_config, ClassificationConfig)
+    metric = "accuracy" if images else "mse"
+    tasks = build_tasks(reference_config, split="test") if images else build_tasks(reference_config)
+    num_tasks = args.tasks or reference_config.eval_tasks
+    seed = reference_config.eval_seed if args.seed is None else args.seed
+    steps = reference_config.eval_inner_steps if args.steps is None else args.steps
+    scores = []
+    for _, model, _ in loaded:
+        _, adapted, mode = per_task_scores(model, tasks, num_tasks, seed, steps, metric)
+        scores.append(adapted)
+    result = {"num_tasks": num_tasks, "seed": seed, "inner_steps": steps, "metric": metric,
+              "reference": str(args.runs[0]), "runs": {}}
+    print(f"{num_tasks} test tasks (the same for every run), {steps} inner steps; post-adaptation {metric}, "
+          f"mean ± 95% interval; difference = run - {args.runs[0]} on the same tasks")
+    print(f"{'run':<44} {'mean':>17} {'difference':>20}")
+    for i, run in enumerate(args.runs):
+        own = mean_ci95(scores[i])
+        entry = {"post_adaptation": own}
+        line = f"{str(run)[-44:]:<44} {own['mean']:>8.4f} ± {own['ci95']:<6.4f}"
+        if i > 0:
+            diff = paired_difference(scores[0], scores[i], mode, tasks.modes)
+            entry["difference"] = diff
+            line += f" {diff['mean']:>+10.4f} ± {diff['ci95']:<6.4f}  " + ", ".join(
+                f"{name} {v['mean']:+.4f} ± {v['ci95']:.4f}" for name, v in diff["per_mode"].items())
+        result["runs"][str(run)] = entry
+        print(line)
+    if args.output:
+        from mmaml.training.checkpoint import atomic_write_text
+
+        atomic_write_text(args.output, json.dumps(result, indent=2) + "\n")
+        print(f"wrote {args.output}")
+    return 0
+
+
 def cmd_eval(args) -> int:
     from mmaml.training.evaluation import format_table
 

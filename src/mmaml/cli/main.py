@@ -1,4 +1,4 @@
-"""The ``mmaml`` command line: train, eval, plot, presets, demo."""
+"""The ``mmaml`` command line: train, eval, compare, plot, presets, demo, reproduce."""
 
 from __future__ import annotations
 
@@ -71,6 +71,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=_int, metavar="S", help="evaluation seed (default: the config's eval_seed)")
     p.add_argument("--output", type=Path, metavar="FILE", help="where to write the result (default: DIR/eval.json)")
 
+    p = sub.add_parser("compare", help="score runs on the same test tasks; paired differences to the first run")
+    p.add_argument("runs", metavar="DIR", type=Path, nargs="+", help="the reference run first, then the others")
+    p.add_argument("--tasks", type=_positive_int, metavar="N", help="test tasks (default: the reference's eval_tasks)")
+    p.add_argument("--steps", type=_int, metavar="S", help="inner steps (default: the reference's eval_inner_steps)")
+    p.add_argument("--seed", type=_int, metavar="S", help="evaluation seed (default: the reference's eval_seed)")
+    p.add_argument("--output", type=Path, metavar="FILE", help="also write the result as JSON")
+
     p = sub.add_parser("plot", help="Figure 2 panels (fits before/after adaptation, t-SNE) or, for images, the t-SNE")
     p.add_argument("run", metavar="DIR", type=Path)
     p.add_argument("--compare", nargs="*", type=Path, default=[], metavar="DIR", help="more runs drawn on the same tasks")
@@ -115,6 +122,7 @@ COMMANDS = {
     "presets": commands.cmd_presets,
     "train": commands.cmd_train,
     "eval": commands.cmd_eval,
+    "compare": commands.cmd_compare,
     "plot": commands.cmd_plot,
     "demo": commands.cmd_demo,
     "reproduce": commands.cmd_reproduce,

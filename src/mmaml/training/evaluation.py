@@ -97,6 +97,30 @@ def evaluate(
     return result
 
 
+TASK_KEYS = {
+    "regression": ("modes", "num_support", "num_query", "noise_std"),
+    "classification": ("datasets", "num_ways", "num_shots", "num_query", "image_size", "images_per_class"),
+}
+
+
+def task_signature(config) -> dict[str, Any]:
+    """The config values that decide which test tasks a run is evaluated on."""
+    return {"task": config.task, **{k: getattr(config, k) for k in TASK_KEYS[config.task]}}
+
+
+def paired_difference(reference: Tensor, other: Tensor, mode: Tensor, mode_names) -> dict[str, Any]:
+    """``other - reference`` per task (the same tasks, in the same order): mean and 95% interval.
+
+    Pairing removes the spread of task difficulty that both runs share, so the
+    interval is much narrower than that of either mean. Returns
+    ``{"mean", "ci95", "per_mode": {name: {"mean", "ci95"}}}``.
+    """
+    diff = other.double() - reference.double()
+    result: dict[str, Any] = dict(mean_ci95(diff))
+    result["per_mode"] = {name: mean_ci95(diff[mode == m]) for m, name in enumerate(mode_names)}
+    return result
+
+
 def format_table(results: dict[str, dict[str, Any]]) -> str:
     """A text table of ``{name: evaluate(...)}``: one row per model and mode."""
     metric = next(iter(results.values())).get("metric", "mse") if results else "mse"
