@@ -67,6 +67,10 @@ def test_eval_prints_and_writes_json(trained, capsys):
         for mode in ("sinusoid", "linear"):
             assert set(result["per_mode"][mode][key]) == {"mean", "ci95"}
     assert result["num_tasks"] == 40 and result["per_mode"]["linear"]["num_tasks"] == 20
+    per_task = json.loads((trained / "eval_per_task.json").read_text())
+    assert len(per_task["post_adaptation"]) == 40 and per_task["mode"].count(1) == 20
+    mean = sum(per_task["post_adaptation"]) / 40
+    assert mean == pytest.approx(result["post_adaptation_mse"]["mean"], rel=1e-9)
 
 
 def test_plot_writes_figure2_pngs(trained, tmp_path, capsys):

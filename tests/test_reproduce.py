@@ -119,6 +119,12 @@ def test_reproduce_images_writes_its_table(tmp_path, monkeypatch, capsys):
     assert "CPU-scale rows use 28x28 images" in md
     records = json.loads((out / "images.json").read_text())
     assert [r["iterations"] for r in records] == [1, 1] and all(0 <= r["post_adaptation_accuracy"] <= 1 for r in records)
+    # the same test tasks for both rows, so the paired difference is the difference of the means
+    maml, mumomaml = records
+    assert maml["vs_maml"] is None
+    assert mumomaml["vs_maml"]["mean"] == pytest.approx(
+        mumomaml["post_adaptation_accuracy"] - maml["post_adaptation_accuracy"], abs=1e-9)
+    assert "points |" in md
     assert main(["reproduce", "images", "--out", str(out), "--methods", "relu"]) == 2
 
 

@@ -61,7 +61,10 @@ def run_eval(
     seed: int | None = None,
     output: Path | None = None,
 ) -> dict:
-    """Evaluate a run on fresh test tasks and write ``output`` (default ``DIR/eval.json``, atomically)."""
+    """Evaluate a run on fresh test tasks and write ``output`` (default ``DIR/eval.json``, atomically).
+
+    The per-task scores go beside it, in ``<output stem>_per_task.json``.
+    """
     from mmaml.training.builder import build_tasks
     from mmaml.training.checkpoint import atomic_write_text
     from mmaml.training.config import ClassificationConfig
@@ -91,6 +94,10 @@ def run_eval(
     result["method"] = config.method
     result["modulation"] = config.modulation if config.method == "mumomaml" else None
     result["modes"] = list(config.mode_names)
+    per_task = result.pop("per_task")
+    per_task_path = output.with_name(output.stem + "_per_task.json")
+    atomic_write_text(per_task_path, json.dumps({"num_tasks": result["num_tasks"], "seed": result["seed"],
+                                                 "inner_steps": result["inner_steps"], **per_task}) + "\n")
     atomic_write_text(output, json.dumps(result, indent=2) + "\n")
     return result
 

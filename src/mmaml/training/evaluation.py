@@ -75,7 +75,9 @@ def evaluate(
     """Query MSE or accuracy after modulation and after ``steps`` inner steps: overall and per mode.
 
     Keys: ``post_modulation_<metric>`` and ``post_adaptation_<metric>``, each
-    ``{"mean", "ci95"}``, and ``per_mode`` with the same per mode name.
+    ``{"mean", "ci95"}``, ``per_mode`` with the same per mode name, and
+    ``per_task``: ``{"mode", "post_modulation", "post_adaptation"}`` lists, one
+    entry per task (for paired comparisons between runs scored on the same tasks).
     """
     prior, adapted, mode = per_task_scores(model, tasks, num_tasks, seed, steps, metric)
     result: dict[str, Any] = {
@@ -94,6 +96,11 @@ def evaluate(
             f"post_modulation_{metric}": mean_ci95(prior[idx]),
             f"post_adaptation_{metric}": mean_ci95(adapted[idx]),
         }
+    result["per_task"] = {
+        "mode": mode.tolist(),
+        "post_modulation": prior.double().tolist(),
+        "post_adaptation": adapted.double().tolist(),
+    }
     return result
 
 
