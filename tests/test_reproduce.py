@@ -48,11 +48,12 @@ def test_finished_rows_are_skipped(table_dir, capsys):
     assert [r["method"] for r in rows] == ["MAML", "Multi-MAML (GT)", "MuMoMAML FiLM"]
 
 
-def test_evaluation_redone_when_missing(table_dir, capsys):
-    (table_dir / "regression-2modes-maml" / "eval.json").unlink()
+@pytest.mark.parametrize("missing", ["eval.json", "eval_per_task.json"])
+def test_evaluation_redone_when_missing(table_dir, capsys, missing):
+    (table_dir / "regression-2modes-maml" / missing).unlink()
     assert main(["reproduce", "table1", "--out", str(table_dir), "--iterations", "3", "--rows", "maml", *ARGS]) == 0
     assert "evaluating" in capsys.readouterr().out
-    assert (table_dir / "regression-2modes-maml" / "eval.json").exists()
+    assert (table_dir / "regression-2modes-maml" / missing).exists()
 
 
 def test_interrupted_row_resumes_to_the_uninterrupted_result(tmp_path):

@@ -69,7 +69,8 @@ def row_status(run_dir: Path, eval_tasks: int) -> RowStatus:
     if eval_path.exists():
         try:
             result = json.loads(eval_path.read_text())
-            evaluated = result.get("iterations") == iteration and result.get("num_tasks", 0) >= eval_tasks
+            evaluated = (result.get("iterations") == iteration and result.get("num_tasks", 0) >= eval_tasks
+                         and (run_dir / "eval_per_task.json").exists())
         except (json.JSONDecodeError, AttributeError):
             evaluated = False
     return RowStatus(iteration, evaluated)
