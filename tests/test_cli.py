@@ -207,4 +207,8 @@ def test_compare_refuses_runs_of_different_tasks(trained, tmp_path, capsys):
     assert "at least two run folders" in fail(capsys, "compare", str(trained))
     assert "does not exist" in fail(capsys, "compare", str(trained), str(tmp_path / "nope"))
     assert "given twice" in fail(capsys, "compare", str(trained), str(trained))
+    import shutil
+
+    copy = shutil.copytree(trained, tmp_path / "copy")
+    assert "no class splits" in fail(capsys, "compare", str(trained), str(copy), "--split", "val")
     assert "--steps" in fail(capsys, "compare", str(trained), str(other), "--steps", "-2")

@@ -127,8 +127,11 @@ def cmd_compare(args) -> int:
             raise ConfigError(f"{run} and {args.runs[0]} draw different tasks ({key}: {signature[key]!r} vs "
                               f"{reference_tasks[key]!r}); compare runs of one task distribution")
     images = isinstance(reference_config, ClassificationConfig)
+    if args.split != "test" and not images:
+        raise ConfigError(f"--split {args.split}: regression tasks are drawn fresh and have no class splits; "
+                          "use --split only for image runs")
     metric = "accuracy" if images else "mse"
-    tasks = build_tasks(reference_config, split="test") if images else build_tasks(reference_config)
+    tasks = build_tasks(reference_config, split=args.split) if images else build_tasks(reference_config)
     num_tasks = args.tasks or reference_config.eval_tasks
     seed = reference_config.eval_seed if args.seed is None else args.seed
     steps = reference_config.eval_inner_steps if args.steps is None else args.steps
@@ -136,9 +139,9 @@ def cmd_compare(args) -> int:
     for _, model, _ in loaded:
         _, adapted, mode = per_task_scores(model, tasks, num_tasks, seed, steps, metric)
         scores.append(adapted)
-    result = {"num_tasks": num_tasks, "seed": seed, "inner_steps": steps, "metric": metric,
+    result = {"num_tasks": num_tasks, "seed": seed, "inner_steps": steps, "metric": metric, "split": args.split,
               "reference": str(args.runs[0]), "runs": {}}
-    print(f"{num_tasks} test tasks (the same for every run), {steps} inner steps; post-adaptation {metric}, "
+    print(f"{num_tasks} {args.split} tasks (the same for every run), {steps} inner steps; post-adaptation {metric}, "
           f"mean ± 95% interval; difference = run - {args.runs[0]} on the same tasks")
     print(f"{'run':<44} {'mean':>17} {'difference':>20}")
     for i, run in enumerate(args.runs):

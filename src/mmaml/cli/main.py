@@ -76,6 +76,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tasks", type=_positive_int, metavar="N", help="test tasks (default: the reference's eval_tasks)")
     p.add_argument("--steps", type=_int, metavar="S", help="inner steps (default: the reference's eval_inner_steps)")
     p.add_argument("--seed", type=_int, metavar="S", help="evaluation seed (default: the reference's eval_seed)")
+    p.add_argument("--split", choices=["test", "val", "train"], default="test",
+                   help="image runs: the classes the tasks are drawn from (val to choose settings, test to report)")
     p.add_argument("--output", type=Path, metavar="FILE", help="also write the result as JSON")
 
     p = sub.add_parser("plot", help="Figure 2 panels (fits before/after adaptation, t-SNE) or, for images, the t-SNE")
