@@ -16,8 +16,8 @@ channels per layer, 5 queries per class, meta-batch 4 or 6, 2,000 iterations)
 on Omniglot + Tiny ImageNet (+ Double Fashion-MNIST for 3 modes). At that
 scale MuMoMAML modulates the first three conv blocks, not the last: FiLM on
 the block that feeds the classifier slowed the head's inner-loop adaptation
-(one inner step: 37% vs 62% accuracy) and lost to MAML on the validation
-classes, while blocks 0-2 beat it (docs/results.md).
+(after one inner step 34% accuracy against MAML's 56% on validation tasks)
+and lost to MAML after five, while blocks 0-2 beat it (docs/results.md).
 """
 
 from __future__ import annotations
