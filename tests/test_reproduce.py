@@ -139,3 +139,17 @@ def test_threads_per_row_shares_the_cores_unless_told(monkeypatch):
     assert threads_per_row(jobs=16, rows=16) == 1
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     assert threads_per_row(jobs=1, rows=3) == 1
+
+
+def test_a_row_extended_after_its_evaluation_reports_the_evaluated_model():
+    from mmaml.reproduction.table1 import evaluated_progress
+
+    state = {"iteration": 2750, "elapsed_seconds": 900.0}
+    assert evaluated_progress({"iterations": 2750}, state) == {"iterations": 2750, "train_seconds": 900.0}
+    # evaluated at 2,000, checkpoint since moved on: the time of the later model is not shown
+    assert evaluated_progress({"iterations": 2000}, state) == {"iterations": 2000, "train_seconds": None}
+    record = {"modes": 2, "method": "MAML", "paper_post_modulation": 1.0, "paper_post_adaptation": 1.0,
+              "post_modulation_mean": 1.0, "post_modulation_ci95": 0.1, "post_adaptation_mean": 1.0,
+              "post_adaptation_ci95": 0.1, "test_tasks": 10, "iterations": 2000, "train_seconds": None,
+              "eval_seconds": 1.0}
+    assert "| 2,000 (of 70,000) | — |" in render_markdown([record])

@@ -16,6 +16,7 @@ from typing import Sequence
 
 from mmaml.errors import ConfigError
 from mmaml.reproduction.paper import IMAGE_ACCURACY, IMAGE_METHOD_INDEX
+from mmaml.reproduction.table1 import evaluated_progress
 from mmaml.training.checkpoint import atomic_write_text, load_checkpoint
 from mmaml.training.presets import PRESETS
 from mmaml.training.run_dir import checkpoint_path
@@ -74,8 +75,7 @@ def collect(out: Path, rows: Sequence[ImageRow]) -> list[dict]:
             "post_adaptation_ci95": result["post_adaptation_accuracy"]["ci95"],
             "per_mode_post_adaptation": {k: v["post_adaptation_accuracy"]["mean"] for k, v in result["per_mode"].items()},
             "test_tasks": result["num_tasks"],
-            "iterations": int(state["iteration"]),
-            "train_seconds": round(float(state.get("elapsed_seconds", 0.0)), 1),
+            **evaluated_progress(result, state),
         })
     add_paired_differences(out, records)
     return records
@@ -120,12 +120,13 @@ def render_markdown(records: list[dict]) -> str:
     for r in records:
         paper = "—" if r["paper_accuracy"] is None else f"{100 * r['paper_accuracy']:.2f}%"
         per_mode = ", ".join(f"{k} {100 * v:.1f}%" for k, v in r["per_mode_post_adaptation"].items())
+        train_time = "—" if r["train_seconds"] is None else f"{r['train_seconds'] / 60:.1f} min"
         vs = r.get("vs_maml")
         versus = "—" if vs is None else f"{100 * vs['mean']:+.2f} ± {100 * vs['ci95']:.2f} points"
         lines.append(
             f"| {r['modes']} | {r['setting']} | {r['method']} | {paper} | {100 * r['post_modulation_accuracy']:.2f}% "
             f"| {100 * r['post_adaptation_accuracy']:.2f}% ± {100 * r['post_adaptation_ci95']:.2f} | {versus} | {per_mode} "
-            f"| {r['test_tasks']} | {r['iterations']:,} | {r['train_seconds'] / 60:.1f} min |"
+            f"| {r['test_tasks']} | {r['iterations']:,} | {train_time} |"
         )
     if any(r["scale"] == "cpu" for r in records):
         lines += ["", "CPU-scale rows use 28x28 images, 32 channels per layer, 5 queries per class and far fewer "

@@ -192,8 +192,7 @@ def collect(out: Path, rows: Sequence[Row]) -> list[dict]:
             "post_adaptation_mean": result["post_adaptation_mse"]["mean"],
             "post_adaptation_ci95": result["post_adaptation_mse"]["ci95"],
             "test_tasks": result["num_tasks"],
-            "iterations": int(state["iteration"]),
-            "train_seconds": round(float(state.get("elapsed_seconds", 0.0)), 1),
+            **evaluated_progress(result, state),
             "eval_seconds": round(float(result.get("seconds", 0.0)), 1),
         })
     return records
@@ -203,7 +202,21 @@ def _fmt(v: float | None, digits: int = 4) -> str:
     return "—" if v is None else f"{v:.{digits}f}"
 
 
-def _hours(seconds: float) -> str:
+def evaluated_progress(result: dict, state: dict) -> dict:
+    """``iterations`` the evaluated model had trained for, and its ``train_seconds``.
+
+    When training has moved on since the evaluation (a row being extended), the
+    checkpoint's time belongs to a later model, so ``train_seconds`` is None.
+    """
+    latest = int(state["iteration"])
+    evaluated = int(result.get("iterations", latest))
+    seconds = round(float(state.get("elapsed_seconds", 0.0)), 1) if evaluated == latest else None
+    return {"iterations": evaluated, "train_seconds": seconds}
+
+
+def _hours(seconds: float | None) -> str:
+    if seconds is None:
+        return "—"
     return f"{seconds / 3600:.2f} h" if seconds >= 360 else f"{seconds:.0f} s"
 
 
