@@ -54,6 +54,18 @@ def cmd_train(args) -> int:
     return 0
 
 
+def _check_eval_flags(steps: int | None, output: Path | None) -> None:
+    """The checks ``eval`` and ``compare`` share, made before any model is loaded."""
+    if steps is not None and steps < 0:
+        raise ConfigError(f"--steps must not be negative, got {steps}")
+    if output is not None:
+        output = Path(output)
+        if output.is_dir():
+            raise ConfigError(f"--output {output} is a folder; give a file name such as {output / 'eval.json'}")
+        if not output.parent.is_dir():
+            raise ConfigError(f"--output {output}: folder {output.parent} does not exist; create it first")
+
+
 def run_eval(
     run_dir: Path,
     tasks: int | None = None,
@@ -71,13 +83,8 @@ def run_eval(
     from mmaml.training.evaluation import evaluate
     from mmaml.training.run_dir import load_run
 
-    if steps is not None and steps < 0:
-        raise ConfigError(f"--steps must not be negative, got {steps}")
+    _check_eval_flags(steps, output)  # a given --output; the default lies in the run folder load_run checks
     output = Path(run_dir) / "eval.json" if output is None else Path(output)
-    if output.is_dir():
-        raise ConfigError(f"--output {output} is a folder; give a file name such as {output / 'eval.json'}")
-    if not output.parent.is_dir():
-        raise ConfigError(f"--output {output}: folder {output.parent} does not exist; create it first")
     config, model, state = load_run(run_dir)
     started = time.perf_counter()
     images = isinstance(config, ClassificationConfig)
@@ -113,10 +120,7 @@ def cmd_compare(args) -> int:
         raise ConfigError("compare needs at least two run folders: the reference first, then the others")
     if len({Path(r).resolve() for r in args.runs}) < len(args.runs):
         raise ConfigError("a run folder is given twice; name each run once")
-    if args.steps is not None and args.steps < 0:
-        raise ConfigError(f"--steps must not be negative, got {args.steps}")
-    if args.output is not None and not Path(args.output).parent.is_dir():
-        raise ConfigError(f"--output {args.output}: folder {Path(args.output).parent} does not exist; create it first")
+    _check_eval_flags(args.steps, args.output)
     loaded = [load_run(run) for run in args.runs]
     reference_config = loaded[0][0]
     reference_tasks = task_signature(reference_config)
