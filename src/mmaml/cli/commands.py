@@ -170,8 +170,8 @@ def cmd_compare(args) -> int:
 def cmd_eval(args) -> int:
     from mmaml.training.evaluation import format_table
 
+    result = run_eval(args.run, args.tasks, args.steps, args.seed, args.output)
     output = args.output or args.run / "eval.json"
-    result = run_eval(args.run, args.tasks, args.steps, args.seed, output)
     print(f"{result['num_tasks']} test tasks, {result['inner_steps']} inner steps, "
           f"after {result['iterations']} meta-iterations (mean ± 95% interval)")
     print(format_table({args.run.name or str(args.run): result}))
