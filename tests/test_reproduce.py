@@ -2,6 +2,7 @@
 
 import csv
 import json
+import os
 
 import pytest
 import torch
@@ -9,6 +10,7 @@ import torch
 from mmaml.cli.main import main
 from mmaml.reproduction.table1 import Row, render_markdown, row_status
 from mmaml.training.presets import resolve
+from mmaml.training.run_lock import RunLock
 from mmaml.training.trainer import Trainer
 from mmaml.training.config import apply_overrides
 
@@ -153,3 +155,12 @@ def test_a_row_extended_after_its_evaluation_reports_the_evaluated_model():
               "post_adaptation_ci95": 0.1, "test_tasks": 10, "iterations": 2000, "train_seconds": None,
               "eval_seconds": 1.0}
     assert "| 2,000 (of 70,000) | — |" in render_markdown([record])
+
+
+def test_a_row_another_process_is_training_is_left_to_it(tmp_path, capsys):
+    preset = "regression-2modes-maml"
+    with RunLock(tmp_path / preset):
+        assert main(["reproduce", "table1", "--out", str(tmp_path), "--iterations", "2", "--rows", "maml",
+                     *ARGS]) == 0
+    assert f"{preset}: being trained by another process (pid {os.getpid()}); skipped" in capsys.readouterr().out
+    assert not (tmp_path / preset / "checkpoint.pt").exists()

@@ -1,15 +1,20 @@
 """Training: resume continues the same run, checkpoints are atomic, short training learns."""
 
+import os
+import subprocess
+import sys
+
 import pytest
 import torch
 
-from mmaml.errors import ConfigError
+from mmaml.errors import CheckpointError, ConfigError
 from mmaml.training.builder import build_tasks
 from mmaml.training.checkpoint import atomic_write_bytes
 from mmaml.training.config import apply_overrides
 from mmaml.training.evaluation import evaluate
 from mmaml.training.metrics_log import read_metrics
 from mmaml.training.presets import resolve
+from mmaml.training.run_lock import RunLock, lock_holder
 from mmaml.training.trainer import Trainer
 
 SMALL = {"hidden_sizes": [16, 16], "meta_batch_size": 6, "encoder_hidden": 8, "log_every": 1,
@@ -110,3 +115,49 @@ def test_a_non_finite_meta_batch_is_skipped_and_counted(tmp_path):
     rows = read_metrics(tmp_path / "r")
     assert [r["skipped_steps"] for r in rows] == [0, 1, 0, 0]
     assert all(r["loss"] == r["loss"] for r in rows if r["skipped_steps"] == 0)
+
+
+def test_a_run_folder_is_trained_by_one_process_at_a_time(tmp_path):
+    run = tmp_path / "r"
+    Trainer(config(), run, progress=False, tensorboard=False).train(stop_after=3)
+    assert lock_holder(run) is None  # released when training ends
+    with RunLock(run):  # stands for another process training the run now
+        assert lock_holder(run) == os.getpid()
+        with pytest.raises(CheckpointError, match=rf"being trained by another process \(pid {os.getpid()}\)"):
+            Trainer(config(), run, resume=True, progress=False, tensorboard=False)
+    before = (run / "checkpoint.pt").read_bytes()
+    # a trainer that loaded the run, then finds the folder taken when it starts, writes nothing
+    waiting = Trainer(config(), run, resume=True, progress=False, tensorboard=False)
+    with RunLock(run):
+        with pytest.raises(CheckpointError, match="being trained by another process"):
+            waiting.train()
+    assert (run / "checkpoint.pt").read_bytes() == before
+    waiting.train(stop_after=1)
+    assert waiting.iteration == 4
+
+
+def test_a_trainer_refuses_a_checkpoint_that_changed_after_it_loaded(tmp_path):
+    run = tmp_path / "r"
+    Trainer(config(), run, progress=False, tensorboard=False).train(stop_after=3)
+    stale = Trainer(config(), run, resume=True, progress=False, tensorboard=False)
+    Trainer(config(), run, resume=True, progress=False, tensorboard=False).train(stop_after=3)  # meanwhile
+    newer = (run / "checkpoint.pt").read_bytes()
+    with pytest.raises(CheckpointError, match="changed after this run was loaded"):
+        stale.train()
+    assert (run / "checkpoint.pt").read_bytes() == newer
+    assert torch.load(run / "checkpoint.pt", weights_only=False)["iteration"] == 6
+
+
+def test_the_lock_of_a_killed_trainer_does_not_outlive_it(tmp_path):
+    run = tmp_path / "r"
+    code = ("import sys, time; from mmaml.training.run_lock import RunLock; "
+            f"lock = RunLock({str(run)!r}).acquire(); print('locked', flush=True); time.sleep(60)")
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().strip() == "locked"
+        assert lock_holder(run) == proc.pid
+    finally:
+        proc.kill()
+        proc.wait()
+    assert lock_holder(run) is None
+    Trainer(config(), run, progress=False, tensorboard=False).train(stop_after=1)

@@ -4,7 +4,9 @@ Each row is a preset ``regression-{n}modes-{row}`` trained in ``DIR/<preset>``.
 A row whose checkpoint has reached the target iterations and whose
 ``eval.json`` matches is skipped; a row with an earlier checkpoint resumes from
 it (same data stream, optimizer and RNG state); a trained row without an
-evaluation is only evaluated. The table is rewritten from whatever rows exist.
+evaluation is only evaluated; a row that another process is training now (its
+folder is locked, see :mod:`mmaml.training.run_lock`) is left to it. The table
+is rewritten from whatever rows exist.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from mmaml.reproduction.paper import PAPER_ITERATIONS, ROW_LABELS, TABLE1
 from mmaml.training.checkpoint import atomic_write_text, load_checkpoint
 from mmaml.training.presets import resolve
 from mmaml.training.run_dir import checkpoint_path
+from mmaml.training.run_lock import lock_holder
 
 ROWS = tuple(ROW_LABELS)
 MODES = (2, 3, 5)
@@ -118,6 +121,10 @@ def run_rows(
     todo = []
     for row in rows:
         run_dir = out / row.preset
+        busy = lock_holder(run_dir)
+        if busy is not None:
+            say(f"{row.preset}: being trained by another process{f' (pid {busy})' if busy else ''}; skipped")
+            continue
         status = row_status(run_dir, eval_tasks)
         target = iterations or resolve(row.preset).iterations
         if status.iteration >= target:

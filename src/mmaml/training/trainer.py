@@ -17,6 +17,7 @@ from mmaml.training.checkpoint import atomic_write_text, load_checkpoint, save_c
 from mmaml.training.config import BaseConfig
 from mmaml.training.metrics_log import MetricsLog
 from mmaml.training.run_dir import CONFIG_NAME, checkpoint_path, config_from_state, config_to_yaml, seed_everything
+from mmaml.training.run_lock import RunLock, ensure_free
 
 
 # Settings that do not change what is computed, so a resumed run may change them.
@@ -39,7 +40,10 @@ class Trainer:
     ``checkpoint.pt``, the last saved every ``checkpoint_every`` iterations and
     at the end. A checkpoint holds the model, the optimizer, the task
     generator's state and torch's RNG state, so a resumed run continues the very
-    same data stream and ends where an uninterrupted run would.
+    same data stream and ends where an uninterrupted run would. While it trains,
+    the run folder is locked (:mod:`mmaml.training.run_lock`): a second process
+    asked to train the same folder stops with a clear error instead of
+    overwriting this one's checkpoints.
 
     Args:
         config: the run's configuration (validated here).
@@ -62,6 +66,7 @@ class Trainer:
         self.tensorboard = tensorboard
         ckpt = checkpoint_path(self.run_dir)
         state = None
+        ensure_free(self.run_dir)
         if ckpt.exists() and not resume:
             raise CheckpointError(f"{self.run_dir} already holds a run; add --resume to continue it, or choose another --out")
         if resume:
@@ -91,6 +96,8 @@ class Trainer:
             torch.set_rng_state(state["torch_rng"])
             self.iteration = int(state["iteration"])
             self.elapsed = float(state.get("elapsed_seconds", 0.0))
+        self._lock = RunLock(self.run_dir)
+        self._checkpoint_stamp = _stamp(ckpt)
 
     def state(self) -> dict:
         return {
@@ -104,7 +111,9 @@ class Trainer:
         }
 
     def save(self) -> None:
-        save_checkpoint(checkpoint_path(self.run_dir), self.state())
+        ckpt = checkpoint_path(self.run_dir)
+        save_checkpoint(ckpt, self.state())
+        self._checkpoint_stamp = _stamp(ckpt)
 
     def step(self) -> tuple[float, float]:
         """One meta-iteration; returns ``(loss, pre-clip gradient norm)``.
@@ -132,6 +141,15 @@ class Trainer:
 
     def train(self, stop_after: int | None = None) -> TrainResult:
         """Train up to ``config.iterations`` (or ``stop_after`` more, to split a run)."""
+        with self._lock:
+            if _stamp(checkpoint_path(self.run_dir)) != self._checkpoint_stamp:
+                raise CheckpointError(
+                    f"the checkpoint in {self.run_dir} changed after this run was loaded (another process "
+                    "trained it); start again with --resume to continue from the newer checkpoint"
+                )
+            return self._train(stop_after)
+
+    def _train(self, stop_after: int | None) -> TrainResult:
         config = self.config
         self.run_dir.mkdir(parents=True, exist_ok=True)
         atomic_write_text(self.run_dir / CONFIG_NAME, config_to_yaml(config))
@@ -174,3 +192,12 @@ class Trainer:
             bar.close()
             log.close()
         return TrainResult(self.run_dir, self.iteration, self.elapsed, last_loss, interrupted)
+
+
+def _stamp(path: Path) -> tuple[int, int] | None:
+    """(modification time, size) of ``path``, or None if it does not exist."""
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        return None
+    return st.st_mtime_ns, st.st_size
