@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from mmaml.cli.main import main
-from mmaml.reproduction.table1 import Row, render_markdown, row_status
+from mmaml.reproduction.runner import row_status
+from mmaml.reproduction.table1 import Row, render_markdown
 from mmaml.training.presets import resolve
 from mmaml.training.run_lock import RunLock
 from mmaml.training.trainer import Trainer
@@ -132,7 +133,7 @@ def test_reproduce_images_writes_its_table(tmp_path, monkeypatch, capsys):
 
 
 def test_threads_per_row_shares_the_cores_unless_told(monkeypatch):
-    from mmaml.reproduction.table1 import threads_per_row
+    from mmaml.reproduction.runner import threads_per_row
 
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     monkeypatch.setattr("os.cpu_count", lambda: 8)
@@ -144,7 +145,7 @@ def test_threads_per_row_shares_the_cores_unless_told(monkeypatch):
 
 
 def test_a_row_extended_after_its_evaluation_reports_the_evaluated_model():
-    from mmaml.reproduction.table1 import evaluated_progress
+    from mmaml.reproduction.runner import evaluated_progress
 
     state = {"iteration": 2750, "elapsed_seconds": 900.0}
     assert evaluated_progress({"iterations": 2750}, state) == {"iterations": 2750, "train_seconds": 900.0}

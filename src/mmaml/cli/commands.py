@@ -259,7 +259,7 @@ def _run_and_tabulate(args, rows, all_rows, write_table, table: str, data: str) 
     The table holds every row of ``all_rows`` evaluated in ``args.out``, so rows
     run by separate commands (or on separate days) end up in one table.
     """
-    from mmaml.reproduction.table1 import run_rows
+    from mmaml.reproduction.runner import run_rows
 
     started = time.time()
     try:

@@ -16,7 +16,7 @@ from typing import Sequence
 
 from mmaml.errors import ConfigError
 from mmaml.reproduction.paper import IMAGE_ACCURACY, IMAGE_METHOD_INDEX
-from mmaml.reproduction.table1 import evaluated_progress
+from mmaml.reproduction.runner import evaluated_progress
 from mmaml.training.checkpoint import atomic_write_text, load_checkpoint
 from mmaml.training.presets import PRESETS
 from mmaml.training.run_dir import checkpoint_path
