@@ -1,0 +1,107 @@
+"""Device-agnostic code: an accelerator computes what the CPU computes, and runs move between devices.
+
+The accelerator cases run where CUDA is present and are skipped elsewhere; the
+CPU case of the round trip runs everywhere.
+"""
+
+import copy
+
+import numpy as np
+import pytest
+import torch
+
+from mmaml import MAML, Learner, MultiMAML, MuMoMAML, RecurrentTaskEncoder, RegressionMLP, RegressionTasks
+from mmaml.data.image_classes import ImageClasses
+from mmaml.metalearners.losses import cross_entropy_per_task
+from mmaml.models.conv import ConvLearner, ConvTaskEncoder
+from mmaml.tasks.classification import ImageClassificationTasks
+from mmaml.training.builder import build_tasks
+from mmaml.training.config import apply_overrides
+from mmaml.training.evaluation import evaluate
+from mmaml.training.presets import resolve
+from mmaml.training.run_dir import load_run
+from mmaml.training.trainer import Trainer
+
+CUDA = pytest.param("cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device here"))
+
+
+@pytest.fixture
+def exact_cuda_math():
+    """TF32 would make CUDA convolutions differ from the CPU by far more than float32 rounding."""
+    saved = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
+    yield
+    torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = saved
+
+
+def regression_model(kind: str):
+    torch.manual_seed(0)
+    inner = dict(inner_lr=0.01, inner_steps=3, inner_grad_clip=10.0)
+    if kind == "maml":
+        return MAML(Learner(RegressionMLP(hidden_sizes=(32, 32), weight_std=0.3)), **inner)
+    if kind == "multi-maml":
+        return MultiMAML([Learner(RegressionMLP(hidden_sizes=(32, 32), weight_std=0.3)) for _ in range(3)], **inner)
+    learner = Learner(RegressionMLP(hidden_sizes=(32, 32), weight_std=0.3), modulate=["hidden.0", "hidden.1"])
+    return MuMoMAML(learner, RecurrentTaskEncoder(2, 16), "film", **inner)
+
+
+def image_model_and_batch():
+    torch.manual_seed(0)
+    rng = np.random.default_rng(0)
+    data = [ImageClasses(name, rng.integers(0, 256, (8 * 6, 16, 16, 3), dtype=np.uint8),
+                         np.arange(0, 49, 6, dtype=np.int64), [f"{name}{c}" for c in range(8)]) for name in "ab"]
+    batch = ImageClassificationTasks(data, num_ways=3, num_shots=2, num_query=2).sample(4, torch.Generator().manual_seed(0))
+    net = ConvLearner(num_classes=3, channels=(8, 8, 8))
+    model = MuMoMAML(Learner(net, modulate=net.modulation_sites()), ConvTaskEncoder((8, 8, 8), 16), "film",
+                     inner_lr=0.05, inner_steps=2, inner_grad_clip=20.0, loss_fn=cross_entropy_per_task)
+    return model, batch
+
+
+def loss_and_grads(model, batch):
+    out = model(batch, with_prior=True)
+    grads = torch.autograd.grad(out.loss, list(model.parameters()), allow_unused=True)
+    return out, [g.cpu() if g is not None else None for g in grads]
+
+
+@pytest.mark.parametrize("device", [CUDA])
+@pytest.mark.parametrize("kind", ["maml", "multi-maml", "film", "conv-film"])
+def test_an_accelerator_gives_the_cpus_losses_and_meta_gradients(device, kind, exact_cuda_math):
+    if kind == "conv-film":
+        model, batch = image_model_and_batch()
+    else:
+        model = regression_model(kind)
+        batch = RegressionTasks(("sinusoid", "linear", "quadratic")).sample(9, torch.Generator().manual_seed(0))
+    moved = copy.deepcopy(model).to(device)
+    ref_out, ref_grads = loss_and_grads(model, batch)
+    dev_out, dev_grads = loss_and_grads(moved, batch.to(device))
+    assert dev_out.query_loss.device.type == device
+    torch.testing.assert_close(dev_out.query_loss.cpu(), ref_out.query_loss, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(dev_out.prior_query_loss.cpu(), ref_out.prior_query_loss, rtol=1e-4, atol=1e-5)
+    for (name, _), a, b in zip(model.named_parameters(), dev_grads, ref_grads):
+        assert (a is None) == (b is None), name
+        if a is not None:
+            torch.testing.assert_close(a, b, rtol=1e-3, atol=1e-5, msg=name)
+
+
+@pytest.mark.parametrize("device", ["cpu", CUDA])
+def test_a_run_trained_on_a_device_resumes_and_evaluates_on_the_cpu(tmp_path, device):
+    small = {"hidden_sizes": [16, 16], "meta_batch_size": 6, "encoder_hidden": 8, "iterations": 4,
+             "checkpoint_every": 2, "device": device}
+    config = apply_overrides(resolve("regression-2modes-film"), small).validate()
+    run = tmp_path / "run"
+    trainer = Trainer(config, run, progress=False, tensorboard=False)
+    trainer.train(stop_after=2)
+    assert all(p.device.type == device for p in trainer.model.parameters())
+    on_device = evaluate(trainer.model, build_tasks(config), num_tasks=50, seed=3)
+
+    _, model, _ = load_run(run, "cpu")  # the checkpoint holds CPU tensors, whatever trained it
+    assert all(p.device.type == "cpu" for p in model.parameters())
+    on_cpu = evaluate(model, build_tasks(config), num_tasks=50, seed=3)
+    for key in ("post_modulation_mse", "post_adaptation_mse"):
+        assert on_cpu[key]["mean"] == pytest.approx(on_device[key]["mean"], rel=1e-4)
+
+    resumed = Trainer(apply_overrides(config, {"device": "cpu"}).validate(), run, resume=True, progress=False,
+                      tensorboard=False)
+    resumed.train()
+    assert resumed.iteration == 4
+    assert all(torch.isfinite(p).all() for p in resumed.model.parameters())
