@@ -165,3 +165,24 @@ def test_a_row_another_process_is_training_is_left_to_it(tmp_path, capsys):
                      *ARGS]) == 0
     assert f"{preset}: being trained by another process (pid {os.getpid()}); skipped" in capsys.readouterr().out
     assert not (tmp_path / preset / "checkpoint.pt").exists()
+
+
+def test_a_row_taken_by_another_process_after_planning_is_left_to_it(tmp_path):
+    from mmaml.reproduction.runner import run_rows
+
+    rows = [Row(2, "maml"), Row(2, "film")]
+    taken = RunLock(tmp_path / rows[1].preset)
+    said = []
+
+    def say(line):
+        said.append(line)
+        if line.startswith(f"{rows[1].preset}: training"):  # planned; now another command takes it
+            taken.acquire()
+
+    try:
+        run_rows(tmp_path, rows, iterations=2, eval_tasks=20, jobs=1, progress=False, say=say)
+    finally:
+        taken.release()
+    assert any(line.startswith(f"{rows[1].preset}: being trained by another process") for line in said)
+    assert (tmp_path / rows[0].preset / "eval.json").exists()
+    assert not (tmp_path / rows[1].preset / "checkpoint.pt").exists()

@@ -129,7 +129,18 @@ def run_rows(
     failed = []
     while todo or running:
         while todo and len(running) < jobs:
-            row, run_dir, resume, target = todo.pop(0)
+            row, run_dir, _, target = todo.pop(0)
+            # another command on the same folder may have taken or finished the row since it was planned
+            busy = lock_holder(run_dir)
+            if busy is not None:
+                say(f"{row.preset}: being trained by another process{f' (pid {busy})' if busy else ''}; skipped")
+                continue
+            status = row_status(run_dir, eval_tasks)
+            if status.iteration >= target:
+                if not status.evaluated:
+                    run_eval(run_dir, tasks=eval_tasks)
+                continue
+            resume = status.iteration > 0
             run_dir.mkdir(parents=True, exist_ok=True)
             if jobs == 1:
                 proc = subprocess.Popen(_train_command(row, run_dir, target, resume, progress), env=env)
