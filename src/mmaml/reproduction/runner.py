@@ -82,6 +82,15 @@ def threads_per_row(jobs: int, rows: int) -> int:
     return max(1, (os.cpu_count() or 1) // max(1, min(jobs, rows or 1)))
 
 
+def _taken_elsewhere(row: PresetRow, run_dir: Path, say: Callable[[str], None]) -> bool:
+    """Whether another process trains ``run_dir`` now (said, and then the row is left to it)."""
+    pid = lock_holder(run_dir)
+    if pid is None:
+        return False
+    say(f"{row.preset}: being trained by another process{f' (pid {pid})' if pid else ''}; skipped")
+    return True
+
+
 def run_rows(
     out: Path,
     rows: Sequence[PresetRow],
@@ -106,9 +115,7 @@ def run_rows(
     todo = []
     for row in rows:
         run_dir = out / row.preset
-        busy = lock_holder(run_dir)
-        if busy is not None:
-            say(f"{row.preset}: being trained by another process{f' (pid {busy})' if busy else ''}; skipped")
+        if _taken_elsewhere(row, run_dir, say):
             continue
         status = row_status(run_dir, eval_tasks)
         target = iterations or resolve(row.preset).iterations
@@ -121,7 +128,7 @@ def run_rows(
             continue
         verb = f"resuming from iteration {status.iteration}" if status.iteration else "training"
         say(f"{row.preset}: {verb} to {target} iterations")
-        todo.append((row, run_dir, status.iteration > 0, target))
+        todo.append((row, run_dir, target))
 
     threads = threads_per_row(jobs, len(todo))
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
@@ -129,11 +136,9 @@ def run_rows(
     failed = []
     while todo or running:
         while todo and len(running) < jobs:
-            row, run_dir, _, target = todo.pop(0)
+            row, run_dir, target = todo.pop(0)
             # another command on the same folder may have taken or finished the row since it was planned
-            busy = lock_holder(run_dir)
-            if busy is not None:
-                say(f"{row.preset}: being trained by another process{f' (pid {busy})' if busy else ''}; skipped")
+            if _taken_elsewhere(row, run_dir, say):
                 continue
             status = row_status(run_dir, eval_tasks)
             if status.iteration >= target:
