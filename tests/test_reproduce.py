@@ -79,11 +79,13 @@ def test_interrupted_row_resumes_to_the_uninterrupted_result(tmp_path):
     assert ea["post_adaptation_mse"] == eb["post_adaptation_mse"]
 
 
-def test_figure2_from_the_table_runs(table_dir, tmp_path):
+def test_figure2_from_the_table_runs(table_dir, tmp_path, capsys):
     figs = tmp_path / "figs"
     assert main(["reproduce", "figure2", "--out", str(table_dir), "--figures", str(figs)]) == 0
     assert {p.name for p in figs.iterdir()} == {
         "figure2a_modulated_prior.png", "figure2b_after_adaptation.png", "figure2c_tsne_2modes.png"}
+    # the t-SNE of a short run says how far it was trained
+    assert "(2 modes, MuMoMAML-FiLM trained 3 of 3 meta-iterations)" in capsys.readouterr().out
 
 
 def test_figure2_without_runs_and_bad_rows_fail_cleanly(tmp_path, capsys):

@@ -303,11 +303,13 @@ def reproduce_figure2(out: Path, fig_dir: Path) -> int:
     fig_dir.mkdir(parents=True, exist_ok=True)
     config = loaded["MuMoMAML-FiLM"][0]
     paths = plot_fits({k: v[1] for k, v in loaded.items()}, build_tasks(config), fig_dir, steps=config.eval_inner_steps)
+    for p in paths:
+        print(f"wrote {p}")
     for n in (2, 3, 5):
         run_dir = out / f"regression-{n}modes-film"
         if (run_dir / "checkpoint.pt").exists():
-            cfg, model, _ = load_run(run_dir)
-            paths.append(plot_tsne(model, build_tasks(cfg), fig_dir, fname=f"figure2c_tsne_{n}modes.png"))
-    for p in paths:
-        print(f"wrote {p}")
+            cfg, model, state = load_run(run_dir)
+            done = int(state["iteration"])
+            path = plot_tsne(model, build_tasks(cfg), fig_dir, fname=f"figure2c_tsne_{n}modes.png", iterations=done)
+            print(f"wrote {path} ({n} modes, MuMoMAML-FiLM trained {done:,} of {cfg.iterations:,} meta-iterations)")
     return 0

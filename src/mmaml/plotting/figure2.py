@@ -90,8 +90,11 @@ def plot_fits(
 
 
 def plot_tsne(model: MuMoMAML, tasks: RegressionTasks, out_dir: Path, per_mode: int = 150, seed: int = 11,
-              fname: str = "figure2c_tsne.png") -> Path:
-    """t-SNE of task embeddings from fresh tasks, coloured by mode."""
+              fname: str = "figure2c_tsne.png", iterations: int | None = None) -> Path:
+    """t-SNE of task embeddings from fresh tasks, coloured by mode.
+
+    ``iterations``, when given, goes in the title, so a figure from a short run says so.
+    """
     from sklearn.manifold import TSNE
 
     batch = tasks.sample(per_mode * tasks.num_modes, torch.Generator().manual_seed(seed))
@@ -106,7 +109,8 @@ def plot_tsne(model: MuMoMAML, tasks: RegressionTasks, out_dir: Path, per_mode: 
         sel = mode == m
         ax.scatter(xy[sel, 0], xy[sel, 1], s=8, alpha=0.8, label=name)
     ax.legend(fontsize=8, markerscale=2)
-    ax.set_title(f"t-SNE of task embeddings ({tasks.num_modes} modes)")
+    trained = f", {iterations:,} meta-iterations" if iterations is not None else ""
+    ax.set_title(f"t-SNE of task embeddings ({tasks.num_modes} modes{trained})")
     ax.set_xticks([])
     ax.set_yticks([])
     fig.tight_layout()
