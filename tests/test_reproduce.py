@@ -188,3 +188,37 @@ def test_a_row_taken_by_another_process_after_planning_is_left_to_it(tmp_path):
     assert any(line.startswith(f"{rows[1].preset}: being trained by another process") for line in said)
     assert (tmp_path / rows[0].preset / "eval.json").exists()
     assert not (tmp_path / rows[1].preset / "checkpoint.pt").exists()
+
+
+def test_terminating_reproduce_stops_the_rows_it_started(tmp_path):
+    """`kill PID` on `reproduce` stops its training processes too, each the way Ctrl-C would."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from mmaml.training.run_lock import lock_holder
+
+    run_dir = tmp_path / "regression-2modes-film"
+    parent = subprocess.Popen(
+        [sys.executable, "-m", "mmaml", "reproduce", "table1", "--out", str(tmp_path), "--rows", "film",
+         "--iterations", "1000000", "--jobs", "2", *ARGS],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.time() + 120
+        child = None
+        while not child and time.time() < deadline and parent.poll() is None:
+            child = lock_holder(run_dir)  # the training process, once it holds the run folder
+            time.sleep(0.2)
+        assert child, "the row never started training"
+        parent.send_signal(signal.SIGTERM)
+        _, err = parent.communicate(timeout=120)
+    finally:
+        if parent.poll() is None:
+            parent.kill()
+    assert parent.returncode == 130 and "interrupted" in err
+    with pytest.raises(ProcessLookupError):
+        os.kill(child, 0)
+    assert lock_holder(run_dir) is None
+    # the row stopped on its own signal handler (not killed), telling how to resume
+    assert "interrupted; resume from the last checkpoint" in (run_dir / "train.log").read_text()

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
+import threading
 from pathlib import Path
 from typing import Sequence
 
@@ -131,10 +133,21 @@ COMMANDS = {
 }
 
 
+def _raise_interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    # `kill PID` (SIGTERM) stops a command the way Ctrl-C does: training keeps its
+    # last checkpoint, `reproduce` stops the rows it started and writes its table
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _raise_interrupt) if in_main_thread else None
     try:
         return COMMANDS[args.command](args)
+    except KeyboardInterrupt:
+        print("mmaml: interrupted; rerun the same command to continue from the last checkpoint", file=sys.stderr)
+        return 130
     except UserError as exc:
         print(f"mmaml: error: {exc}", file=sys.stderr)
         return 2
@@ -142,6 +155,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         where = f" ({exc.filename})" if exc.filename else ""
         print(f"mmaml: error: {exc.strerror or exc}{where}; check the path and its permissions", file=sys.stderr)
         return 2
+    finally:
+        if in_main_thread:
+            signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":

@@ -134,6 +134,21 @@ def run_rows(
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
     running: list[tuple[PresetRow, Path, subprocess.Popen, float, object]] = []
     failed = []
+    try:
+        _run_queue(todo, running, failed, jobs, eval_tasks, env, progress, say)
+    except BaseException:
+        # interrupted (Ctrl-C, or SIGTERM through the CLI): stop the rows this command
+        # started, so none trains on unattended; each keeps its last checkpoint
+        _stop(running)
+        raise
+    if failed:
+        raise ConfigError(f"{len(failed)} row(s) did not finish: {', '.join(failed)}; rerun to resume them")
+
+
+def _run_queue(todo, running, failed, jobs, eval_tasks, env, progress, say) -> None:
+    """Launch ``todo`` rows up to ``jobs`` at a time, evaluate each that finishes, until none is left."""
+    from mmaml.cli.commands import run_eval
+
     while todo or running:
         while todo and len(running) < jobs:
             row, run_dir, target = todo.pop(0)
@@ -170,8 +185,22 @@ def run_rows(
                 continue
             say(f"{row.preset}: trained in {time.time() - started:.0f}s; evaluating on {eval_tasks} tasks")
             run_eval(run_dir, tasks=eval_tasks)
-    if failed:
-        raise ConfigError(f"{len(failed)} row(s) did not finish: {', '.join(failed)}; rerun to resume them")
+
+
+def _stop(running, grace: float = 30.0) -> None:
+    """Ask every still-running row process to stop (SIGTERM), and kill those that do not within ``grace`` s."""
+    for _, _, proc, _, _ in running:
+        if proc.poll() is None:
+            proc.terminate()
+    deadline = time.time() + grace
+    for _, _, proc, _, log in running:
+        try:
+            proc.wait(timeout=max(0.0, deadline - time.time()))
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        if log is not None:
+            log.close()
 
 
 def evaluated_progress(result: dict, state: dict) -> dict:
