@@ -222,3 +222,16 @@ def test_terminating_reproduce_stops_the_rows_it_started(tmp_path):
     assert lock_holder(run_dir) is None
     # the row stopped on its own signal handler (not killed), telling how to resume
     assert "interrupted; resume from the last checkpoint" in (run_dir / "train.log").read_text()
+
+
+def test_learning_curves_use_a_running_median_that_ignores_single_spikes():
+    from mmaml.plotting.curves import running_median
+
+    losses = [1.0, 0.9, 1e12, 0.8, 0.7, 0.6]
+    smoothed = running_median(losses, 3)
+    assert smoothed[:2] == [1.0, 0.95]       # fewer values at the start
+    assert max(smoothed) <= 1.0              # the one diverged meta-batch does not show
+    assert smoothed[-1] == 0.7
+    assert running_median(losses, 1) == losses
+    with pytest.raises(ValueError):
+        running_median(losses, 0)
