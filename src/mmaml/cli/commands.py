@@ -49,7 +49,13 @@ def cmd_train(args) -> int:
         print(f"interrupted; resume from the last checkpoint with: mmaml train {args.config} --out {args.out} --resume",
               file=sys.stderr)
         return 130
-    print(f"trained {result.iteration} iterations in {result.seconds:.0f}s; final loss {result.final_loss:.4f}")
+    if result.final_loss is not None:
+        print(f"trained {result.iteration} iterations in {result.seconds:.0f}s; final loss {result.final_loss:.4f}")
+    else:
+        returns = [v for k, v in (result.final_metrics or {}).items() if k.startswith("return_step")]
+        shown = ", ".join(f"{r:.2f}" for r in returns)
+        print(f"trained {result.iteration} iterations in {result.seconds:.0f}s; "
+              f"last meta-batch's average return by inner step: {shown}")
     print(f"next: mmaml eval {args.out}   and   mmaml plot {args.out}")
     return 0
 

@@ -7,6 +7,7 @@ Modulation is applied to the layer's output ``h``:
 * ``film``:    ``h * (1 + gamma) + beta``, ``tau = [gamma, beta]``
 * ``sigmoid``: ``h * sigmoid(tau)``
 * ``softmax``: ``h * softmax(tau)`` (softmax over the units)
+* ``scale``:   ``h * (1 + tau)`` (FiLM without beta; the meta-RL policy's modulation)
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import Iterator, Mapping
 import torch
 from torch import Tensor
 
-MODULATION_KINDS = ("film", "sigmoid", "softmax")
+MODULATION_KINDS = ("film", "sigmoid", "softmax", "scale")
 
 
 def tau_size(kind: str, units: int) -> int:
@@ -42,7 +43,7 @@ def modulate(h: Tensor, tau: Tensor, kind: str, unit_dim: int = -1) -> Tensor:
         tau: ``[..., tau_size(kind, units)]``; leading dims broadcast against the
             leading dims of ``h`` that come before the sample dimension, so a
             per-task ``tau`` of shape ``[units]`` modulates all of a task's samples.
-        kind: ``"film"``, ``"sigmoid"`` or ``"softmax"``.
+        kind: ``"film"``, ``"sigmoid"``, ``"softmax"`` or ``"scale"``.
         unit_dim: negative dimension of ``h`` that indexes the units.
 
     Returns:
@@ -64,6 +65,8 @@ def modulate(h: Tensor, tau: Tensor, kind: str, unit_dim: int = -1) -> Tensor:
         return h * shape(torch.sigmoid(tau))
     if kind == "softmax":
         return h * shape(torch.softmax(tau, dim=-1))
+    if kind == "scale":
+        return h * (1 + shape(tau))
     check_kind(kind)
     raise AssertionError  # unreachable
 

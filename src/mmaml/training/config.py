@@ -18,31 +18,20 @@ METHODS = ("maml", "multi_maml", "mumomaml")
 
 
 @dataclass
-class BaseConfig:
-    """Settings every meta-learning run has (meta-learner, inner and outer loop, bookkeeping)."""
+class RunConfig:
+    """What every training run has, whatever it learns: its method, length, seeds and bookkeeping."""
 
     task: str = "regression"
-    method: str = "mumomaml"  # maml | multi_maml | mumomaml
-    modulation: str = "film"  # film | sigmoid | softmax (mumomaml only)
-    modulation_init: str = "default"  # default | zero: initial modulation heads (mumomaml only)
-    # inner loop
-    inner_lr: float = 0.001
-    inner_steps: int = 5
-    eval_inner_steps: int = 5
-    inner_grad_clip: typing.Optional[float] = 10.0
-    first_order: bool = False
-    # outer loop
-    meta_batch_size: int = 50
-    meta_lr: float = 0.001
-    grad_norm_clip: typing.Optional[float] = 2.0
+    method: str = "mumomaml"
     iterations: int = 70000
     seed: int = 0
-    # bookkeeping
     log_every: int = 100
     checkpoint_every: int = 1000
     eval_tasks: int = 2000
     eval_seed: int = 20190601
     device: str = "auto"  # auto | cpu | cuda | cuda:N
+
+    METHODS: typing.ClassVar[tuple[str, ...]] = METHODS
 
     @property
     def mode_names(self) -> list[str]:
@@ -54,18 +43,46 @@ class BaseConfig:
     def bad(self, key: str, why: str) -> None:
         raise ConfigError(f"invalid {key}={getattr(self, key)!r}: {why}")
 
-    def validate(self) -> "BaseConfig":
+    def validate(self) -> "RunConfig":
         """Raise :class:`ConfigError` naming the first invalid value."""
         bad = self.bad
-        if self.method not in METHODS:
-            bad("method", f"choose one of {', '.join(METHODS)}")
+        if self.method not in self.METHODS:
+            bad("method", f"choose one of {', '.join(self.METHODS)}")
+        for key in ("iterations", "log_every", "checkpoint_every", "eval_tasks"):
+            if getattr(self, key) < 1:
+                bad(key, "must be at least 1")
+        if not (self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:")):
+            bad("device", "use auto, cpu, cuda or cuda:N")
+        return self
+
+
+@dataclass
+class BaseConfig(RunConfig):
+    """Settings every supervised meta-learning run has (meta-learner, inner and outer loop)."""
+
+    modulation: str = "film"  # film | sigmoid | softmax | scale (mumomaml only)
+    modulation_init: str = "default"  # default | zero: initial modulation heads (mumomaml only)
+    # inner loop
+    inner_lr: float = 0.001
+    inner_steps: int = 5
+    eval_inner_steps: int = 5
+    inner_grad_clip: typing.Optional[float] = 10.0
+    first_order: bool = False
+    # outer loop
+    meta_batch_size: int = 50
+    meta_lr: float = 0.001
+    grad_norm_clip: typing.Optional[float] = 2.0
+
+    def validate(self) -> "BaseConfig":
+        """Raise :class:`ConfigError` naming the first invalid value."""
+        super().validate()
+        bad = self.bad
         if self.modulation not in MODULATION_KINDS:
             bad("modulation", f"choose one of {', '.join(MODULATION_KINDS)}")
         if self.modulation_init not in ("default", "zero"):
             bad("modulation_init", "choose default or zero")
-        for key in ("meta_batch_size", "iterations", "log_every", "checkpoint_every", "eval_tasks"):
-            if getattr(self, key) < 1:
-                bad(key, "must be at least 1")
+        if self.meta_batch_size < 1:
+            bad("meta_batch_size", "must be at least 1")
         for key in ("inner_steps", "eval_inner_steps"):
             if getattr(self, key) < 0:
                 bad(key, "must not be negative")
@@ -81,8 +98,6 @@ class BaseConfig:
         if self.meta_batch_size % len(modes):
             bad("meta_batch_size", f"must be a multiple of the number of modes ({len(modes)}) "
                 "so that every meta-batch holds as many tasks of each mode")
-        if not (self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:")):
-            bad("device", "use auto, cpu, cuda or cuda:N")
         return self
 
 
@@ -196,15 +211,23 @@ class ClassificationConfig(BaseConfig):
         return self
 
 
-CONFIG_TYPES: dict[str, type[BaseConfig]] = {"regression": RegressionConfig, "classification": ClassificationConfig}
+CONFIG_TYPES: dict[str, type[RunConfig]] = {"regression": RegressionConfig, "classification": ClassificationConfig}
 
 
-def config_from_dict(values: Mapping[str, Any]) -> BaseConfig:
+def config_types() -> dict[str, type[RunConfig]]:
+    """Every kind of run config by its ``task`` name (the RL config lives in :mod:`mmaml.rl.config`)."""
+    from mmaml.rl.config import RLConfig
+
+    return {**CONFIG_TYPES, "rl": RLConfig}
+
+
+def config_from_dict(values: Mapping[str, Any]) -> RunConfig:
     """The config of the right kind (by its ``task`` key, regression by default) with ``values`` set."""
     task = values.get("task", "regression")
-    if task not in CONFIG_TYPES:
-        raise ConfigError(f"unknown task {task!r}; choose regression or classification")
-    return apply_overrides(CONFIG_TYPES[task](), values)
+    types = config_types()
+    if task not in types:
+        raise ConfigError(f"unknown task {task!r}; choose one of {', '.join(types)}")
+    return apply_overrides(types[task](), values)
 
 
 def _coerce(kind: type, key: str, value: Any) -> Any:
@@ -244,7 +267,7 @@ def _coerce_scalar(key: str, value: Any, kind: type) -> Any:
     return value
 
 
-def apply_overrides(config: BaseConfig, values: Mapping[str, Any]) -> BaseConfig:
+def apply_overrides(config: RunConfig, values: Mapping[str, Any]) -> RunConfig:
     """A copy of ``config`` with ``values`` set, each checked against its field's type."""
     kind = type(config)
     fields = [f.name for f in dataclasses.fields(kind)]

@@ -19,15 +19,16 @@ class MetricsLog:
     continues exactly where the checkpoint does.
     """
 
-    def __init__(self, run_dir: Path, start: int = 0, tensorboard: bool = True):
+    def __init__(self, run_dir: Path, start: int = 0, tensorboard: bool = True, columns: tuple[str, ...] = COLUMNS):
         self.path = Path(run_dir) / "metrics.csv"
+        self.columns = tuple(columns)
         if start > 0 and self.path.exists():
             with self.path.open() as f:
                 rows = [r for r in csv.DictReader(f) if int(r["iteration"]) <= start]
-            lines = [",".join(COLUMNS)] + [",".join(r.get(c) or "0" for c in COLUMNS) for r in rows]
+            lines = [",".join(self.columns)] + [",".join(r.get(c) or "0" for c in self.columns) for r in rows]
             atomic_write_text(self.path, "\n".join(lines) + "\n")
         else:
-            atomic_write_text(self.path, ",".join(COLUMNS) + "\n")
+            atomic_write_text(self.path, ",".join(self.columns) + "\n")
         self._writer = None
         if tensorboard:
             from torch.utils.tensorboard import SummaryWriter
@@ -36,7 +37,7 @@ class MetricsLog:
 
     def log(self, row: Mapping[str, float]) -> None:
         with self.path.open("a", newline="") as f:
-            csv.writer(f).writerow([_fmt(row.get(c, "")) for c in COLUMNS])
+            csv.writer(f).writerow([_fmt(row.get(c, "")) for c in self.columns])
         if self._writer is not None:
             step = int(row["iteration"])
             for key, value in row.items():

@@ -29,7 +29,7 @@ from typing import Any
 
 from mmaml.errors import ConfigError
 from mmaml.tasks.regression import MODE_SETS
-from mmaml.training.config import BaseConfig, config_from_dict, load_yaml
+from mmaml.training.config import RunConfig, config_from_dict, load_yaml
 
 METHOD_ROWS: dict[str, dict[str, Any]] = {
     "maml": {"method": "maml", "bias_transformation": 20, "inner_grad_clip": None},
@@ -81,11 +81,35 @@ def _classification() -> dict[str, dict[str, Any]]:
     return presets
 
 
-PRESETS: dict[str, dict[str, Any]] = {**_regression(), **_classification()}
+# Meta-RL (paper Section 3.2): MAML-TRPO with and without modulation. 2D navigation
+# follows the MAML references (inner lr 0.1, one inner step, 500 iterations); the
+# point mass the authors' configs (inner lr 0.01, two inner steps, 400 iterations).
+RL_ENVS = {
+    "navigation": {"env": "navigation-bimodal"},
+    "navigation-unimodal": {"env": "navigation"},
+    **{f"pointmass-{n}modes": {"env": f"pointmass-{n}modes", "inner_lr": 0.01, "inner_steps": 2,
+                               "iterations": 400} for n in (2, 4, 6)},
+}
+
+
+def _rl() -> dict[str, dict[str, Any]]:
+    presets = {}
+    for name, values in RL_ENVS.items():
+        for method in ("maml", "mumomaml"):
+            if name == "navigation-unimodal" and method == "mumomaml":
+                continue  # the unimodal sanity anchor has published MAML numbers only
+            presets[f"rl-{name}-{method}"] = {"task": "rl", "method": method, **values}
+    return presets
+
+
+PRESETS: dict[str, dict[str, Any]] = {**_regression(), **_classification(), **_rl()}
 
 
 def preset_summary(name: str) -> str:
     p = PRESETS[name]
+    if p["task"] == "rl":
+        steps = p.get("inner_steps", 1)
+        return f"meta-RL on {p['env']}, {p['method']}-TRPO, {steps} inner step{'s' if steps > 1 else ''}"
     if p["task"] == "classification":
         return (f"{len(p['datasets'])} modes ({', '.join(p['datasets'])}), {p['method']}, "
                 f"{p['num_ways']}-way {p['num_shots']}-shot, meta-batch {p['meta_batch_size']}")
@@ -93,7 +117,7 @@ def preset_summary(name: str) -> str:
     return f"{len(p['modes'])} modes, {what}, meta-batch {p['meta_batch_size']}"
 
 
-def resolve(preset_or_yaml: str) -> BaseConfig:
+def resolve(preset_or_yaml: str) -> RunConfig:
     """A preset name or a YAML file (which may name a ``preset`` to start from) -> config."""
     if preset_or_yaml in PRESETS:
         return config_from_dict(PRESETS[preset_or_yaml])

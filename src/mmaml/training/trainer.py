@@ -2,19 +2,19 @@
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import torch
+from torch import nn
 from tqdm.auto import tqdm
 
 from mmaml.errors import CheckpointError, ConfigError
-from mmaml.metalearners import GradientMetaLearner
-from mmaml.training.builder import build_metalearner, build_tasks, resolve_device
+from mmaml.training.builder import resolve_device
 from mmaml.training.checkpoint import atomic_write_text, load_checkpoint, save_checkpoint
-from mmaml.training.config import BaseConfig
+from mmaml.training.config import RunConfig
 from mmaml.training.metrics_log import MetricsLog
 from mmaml.training.run_dir import CONFIG_NAME, checkpoint_path, config_from_state, config_to_yaml, seed_everything
 from mmaml.training.run_lock import RunLock, ensure_free
@@ -24,6 +24,35 @@ from mmaml.training.run_lock import RunLock, ensure_free
 RESUMABLE_KEYS = frozenset({"iterations", "device", "log_every", "checkpoint_every", "eval_tasks"})
 
 
+class Algorithm(Protocol):
+    """What the trainer runs: a model and one meta-iteration at a time.
+
+    ``columns`` name the metrics ``summarize`` returns for a logging window of
+    ``step`` results; ``state_dict`` holds what besides the model and the RNGs a
+    checkpoint must keep (an optimizer's state).
+    """
+
+    model: nn.Module
+    columns: tuple[str, ...]
+
+    def step(self) -> dict[str, float]: ...
+    def summarize(self, window: list[dict[str, float]]) -> dict[str, float]: ...
+    def progress(self, summary: dict[str, float]) -> dict[str, str]: ...
+    def state_dict(self) -> dict: ...
+    def load_state_dict(self, state: dict) -> None: ...
+
+
+def build_algorithm(config: RunConfig, device: torch.device, generator: torch.Generator) -> Algorithm:
+    """The training algorithm of ``config``'s kind of task."""
+    if config.task == "rl":
+        from mmaml.rl.algorithm import RLAlgorithm
+
+        return RLAlgorithm(config, device, generator)
+    from mmaml.training.supervised import SupervisedAlgorithm
+
+    return SupervisedAlgorithm(config, device, generator)
+
+
 @dataclass
 class TrainResult:
     run_dir: Path
@@ -31,6 +60,7 @@ class TrainResult:
     seconds: float
     final_loss: float | None
     interrupted: bool = False
+    final_metrics: dict | None = None
 
 
 class Trainer:
@@ -55,7 +85,7 @@ class Trainer:
 
     def __init__(
         self,
-        config: BaseConfig,
+        config: RunConfig,
         run_dir: Path,
         resume: bool = False,
         progress: bool = True,
@@ -83,15 +113,13 @@ class Trainer:
                 )
         self.config = config.validate()
         self.device = resolve_device(config.device)
-        self.tasks = build_tasks(config)
         self.generator = seed_everything(config.seed)
-        self.model: GradientMetaLearner = build_metalearner(config).to(self.device)
-        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.meta_lr)
+        self.algorithm = build_algorithm(self.config, self.device, self.generator)
         self.iteration = 0
         self.elapsed = 0.0
         if state is not None:
             self.model.load_state_dict(state["model"])
-            self.optimizer.load_state_dict(state["optimizer"])
+            self.algorithm.load_state_dict(state)
             self.generator.set_state(state["task_rng"])
             torch.set_rng_state(state["torch_rng"])
             self.iteration = int(state["iteration"])
@@ -99,13 +127,22 @@ class Trainer:
         self._lock = RunLock(self.run_dir)
         self._checkpoint_stamp = _stamp(ckpt)
 
+    @property
+    def model(self) -> nn.Module:
+        return self.algorithm.model
+
+    @property
+    def tasks(self):
+        """The task distribution of a supervised run."""
+        return self.algorithm.tasks
+
     def state(self) -> dict:
         return {
             "config": self.config.to_dict(),
             "iteration": self.iteration,
             "elapsed_seconds": self.elapsed,
             "model": self.model.state_dict(),
-            "optimizer": self.optimizer.state_dict(),
+            **self.algorithm.state_dict(),
             "task_rng": self.generator.get_state(),
             "torch_rng": torch.get_rng_state(),
         }
@@ -115,29 +152,9 @@ class Trainer:
         save_checkpoint(ckpt, self.state())
         self._checkpoint_stamp = _stamp(ckpt)
 
-    def step(self) -> tuple[float, float]:
-        """One meta-iteration; returns ``(loss, pre-clip gradient norm)``.
-
-        A meta-batch whose loss or gradient is not finite (an inner loop that
-        diverged on some task) leaves the parameters and optimizer untouched:
-        the step is skipped, and counted in ``metrics.csv``.
-        """
-        config = self.config
-        batch = self.tasks.sample(config.meta_batch_size, self.generator).to(self.device)
-        out = self.model(batch)
-        self.optimizer.zero_grad(set_to_none=True)
-        loss = float(out.loss.detach())
-        if not math.isfinite(loss):
-            return loss, float("nan")
-        out.loss.backward()
-        params = [p for p in self.model.parameters() if p.grad is not None]
-        clip = config.grad_norm_clip if config.grad_norm_clip is not None else float("inf")
-        norm = float(torch.nn.utils.clip_grad_norm_(params, clip))
-        if not math.isfinite(norm):
-            self.optimizer.zero_grad(set_to_none=True)
-            return loss, norm
-        self.optimizer.step()
-        return loss, norm
+    def step(self) -> dict[str, float]:
+        """One meta-iteration; the algorithm's metrics."""
+        return self.algorithm.step()
 
     def train(self, stop_after: int | None = None) -> TrainResult:
         """Train up to ``config.iterations`` (or ``stop_after`` more, to split a run)."""
@@ -153,36 +170,36 @@ class Trainer:
         config = self.config
         self.run_dir.mkdir(parents=True, exist_ok=True)
         atomic_write_text(self.run_dir / CONFIG_NAME, config_to_yaml(config))
-        log = MetricsLog(self.run_dir, start=self.iteration, tensorboard=self.tensorboard)
+        log = MetricsLog(self.run_dir, start=self.iteration, tensorboard=self.tensorboard,
+                         columns=("iteration", *self.algorithm.columns, "seconds_per_iteration", "elapsed_seconds"))
         end = config.iterations if stop_after is None else min(config.iterations, self.iteration + stop_after)
         bar = tqdm(total=config.iterations, initial=self.iteration, disable=not self.progress,
                    desc=self.run_dir.name, unit="it", dynamic_ncols=True)
-        window: list[tuple[float, float]] = []
+        window: list[dict[str, float]] = []
         last_loss = None
+        last_metrics = None
         window_start = time.perf_counter()
         interrupted = False
         try:
             while self.iteration < end:
                 t0 = time.perf_counter()
-                loss, norm = self.step()
+                metrics = self.step()
                 self.iteration += 1
                 self.elapsed += time.perf_counter() - t0
-                window.append((loss, norm))
-                last_loss = loss
+                window.append(metrics)
+                last_loss = metrics.get("loss")
+                last_metrics = metrics
                 bar.update(1)
                 if self.iteration % config.log_every == 0 or self.iteration == end:
                     now = time.perf_counter()
-                    done = [w for w in window if math.isfinite(w[0]) and math.isfinite(w[1])]
-                    mean_loss = sum(w[0] for w in done) / len(done) if done else float("nan")
+                    summary = self.algorithm.summarize(window)
                     log.log({
                         "iteration": self.iteration,
-                        "loss": mean_loss,
-                        "grad_norm": sum(w[1] for w in done) / len(done) if done else float("nan"),
-                        "skipped_steps": len(window) - len(done),
+                        **summary,
                         "seconds_per_iteration": (now - window_start) / len(window),
                         "elapsed_seconds": self.elapsed,
                     })
-                    bar.set_postfix(loss=f"{mean_loss:.4f}")
+                    bar.set_postfix(**self.algorithm.progress(summary))
                     window, window_start = [], now
                 if self.iteration % config.checkpoint_every == 0 or self.iteration == end:
                     self.save()
@@ -191,7 +208,7 @@ class Trainer:
         finally:
             bar.close()
             log.close()
-        return TrainResult(self.run_dir, self.iteration, self.elapsed, last_loss, interrupted)
+        return TrainResult(self.run_dir, self.iteration, self.elapsed, last_loss, interrupted, last_metrics)
 
 
 def _stamp(path: Path) -> tuple[int, int] | None:

@@ -1,0 +1,84 @@
+"""One meta-RL training iteration, in the form the :class:`~mmaml.training.trainer.Trainer` runs.
+
+Each iteration draws a meta-batch of goals (as many per mode), samples the
+adaptation protocol for all of them at once, and takes one MAML-TRPO step.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+import torch
+
+from mmaml.rl.builder import build_env, build_policy_metalearner
+from mmaml.rl.config import RLConfig
+from mmaml.rl.envs.registry import make_goals
+from mmaml.rl.maml_trpo import TRPOSettings, trpo_step
+from mmaml.rl.metalearner import rollout_adaptation
+
+
+def trpo_settings(config: RLConfig) -> TRPOSettings:
+    return TRPOSettings(config.max_kl, config.cg_iterations, config.cg_damping, config.line_search_steps,
+                        config.line_search_ratio, config.fisher_subsample)
+
+
+class RLAlgorithm:
+    """MAML-TRPO (``method: maml``) or MuMoMAML-TRPO (``method: mumomaml``) on ``config.env``.
+
+    Logged per iteration: the meta-batch's average return after 0, 1, ...
+    ``inner_steps`` inner steps (step 0 is the modulated policy for MuMoMAML),
+    the surrogate before and after the TRPO step, its KL, the line search's
+    backtracks, whether the step was rejected, and the seconds spent sampling,
+    adapting and in the TRPO step.
+    """
+
+    def __init__(self, config: RLConfig, device: torch.device, generator: torch.Generator):
+        self.config = config
+        self.device = device
+        self.generator = generator
+        self.env = build_env(config)
+        self.goals = make_goals(config.env)
+        self.model = build_policy_metalearner(config, self.env).to(device)
+        self.settings = trpo_settings(config)
+        steps = [f"return_step{k}" for k in range(config.inner_steps + 1)]
+        self.columns = (*steps, "surrogate_before", "surrogate_after", "kl", "backtracks", "rejected_steps",
+                        "sample_seconds", "adapt_seconds", "trpo_seconds")
+
+    def step(self) -> dict[str, float]:
+        config = self.config
+        goals, mode = self.goals.sample(config.meta_batch_size, self.generator)
+        timings: dict[str, float] = {"sample": 0.0, "adapt": 0.0}
+        rollouts = rollout_adaptation(
+            self.model, self.env, goals.to(self.device), mode, config.episodes_per_task, config.inner_steps,
+            self.generator, config.encoder_episodes, config.discount, config.gae_lambda, timings)
+        started = time.perf_counter()
+        stats = trpo_step(self.model, rollouts, self.settings)
+        returns = rollouts.returns_by_step().mean(1)
+        row = {f"return_step{k}": float(r) for k, r in enumerate(returns)}
+        row.update(surrogate_before=stats.loss_before, surrogate_after=stats.loss_after, kl=stats.kl,
+                   backtracks=float(stats.backtracks), rejected_steps=float(not stats.accepted),
+                   sample_seconds=timings["sample"], adapt_seconds=timings["adapt"],
+                   trpo_seconds=time.perf_counter() - started)
+        return row
+
+    def summarize(self, window: list[dict[str, float]]) -> dict[str, float]:
+        """Means over the logging window; ``rejected_steps`` is a count."""
+        out = {}
+        for key in self.columns:
+            values = [w[key] for w in window if math.isfinite(w[key])]
+            if key == "rejected_steps":
+                out[key] = int(sum(w[key] for w in window))
+            else:
+                out[key] = sum(values) / len(values) if values else float("nan")
+        return out
+
+    def progress(self, summary: dict[str, float]) -> dict[str, str]:
+        last = f"return_step{self.config.inner_steps}"
+        return {"R0": f"{summary['return_step0']:.1f}", f"R{self.config.inner_steps}": f"{summary[last]:.1f}"}
+
+    def state_dict(self) -> dict:
+        return {}
+
+    def load_state_dict(self, state: dict) -> None:
+        pass

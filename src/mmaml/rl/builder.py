@@ -1,0 +1,30 @@
+"""Build a meta-RL model and its environment from an :class:`~mmaml.rl.config.RLConfig`."""
+
+from __future__ import annotations
+
+from mmaml.core.learner import Learner
+from mmaml.rl.config import RLConfig
+from mmaml.rl.encoder import TrajectoryEncoder
+from mmaml.rl.envs.base import BatchedEnv
+from mmaml.rl.envs.registry import make_batched
+from mmaml.rl.metalearner import PolicyMetaLearner
+from mmaml.rl.policy import GaussianMLPPolicy
+
+
+def build_env(config: RLConfig) -> BatchedEnv:
+    return make_batched(config.env)
+
+
+def build_policy_metalearner(config: RLConfig, env: BatchedEnv | None = None) -> PolicyMetaLearner:
+    """MAML (no encoder) or MuMoMAML (encoder + modulation of the chosen hidden layers), freshly initialised."""
+    env = env or build_env(config)
+    policy = GaussianMLPPolicy(env.observation_dim, env.action_dim, config.hidden_sizes, config.init_log_std)
+    if config.method == "maml":
+        return PolicyMetaLearner(Learner(policy, low_rank_linear=False), inner_lr=config.inner_lr,
+                                 first_order=config.first_order)
+    sites = policy.modulation_sites
+    if config.modulated_layers is not None:
+        sites = [sites[i] for i in config.modulated_layers]
+    encoder = TrajectoryEncoder(env.observation_dim, env.action_dim, config.encoder_hidden, config.embedding_dim)
+    return PolicyMetaLearner(Learner(policy, modulate=sites, low_rank_linear=False), encoder, config.modulation,
+                             config.modulation_init, config.inner_lr, config.first_order)

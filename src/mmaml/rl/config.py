@@ -1,0 +1,109 @@
+"""The configuration of a meta-RL run (MAML-TRPO or MuMoMAML-TRPO), validated like every run config."""
+
+from __future__ import annotations
+
+import typing
+from dataclasses import dataclass, field
+
+from mmaml.training.config import RunConfig
+
+RL_METHODS = ("maml", "mumomaml")
+RL_MODULATIONS = ("scale", "film")
+
+
+@dataclass
+class RLConfig(RunConfig):
+    """A meta-RL run. Defaults: the MAML-TRPO settings of the 2D navigation references.
+
+    Environment names are those of :data:`mmaml.rl.envs.registry.ENVIRONMENTS`.
+    """
+
+    task: str = "rl"
+    method: str = "mumomaml"  # maml | mumomaml
+    env: str = "navigation-bimodal"
+    # policy: Gaussian MLP, tanh, learned state-independent log-std
+    hidden_sizes: list[int] = field(default_factory=lambda: [64, 64])
+    init_log_std: float = 0.0
+    # MuMoMAML: GRU trajectory encoder, modulation of the hidden layers
+    modulation: str = "scale"  # scale: h*(1+tau) (the authors'); film: h*(1+gamma)+beta
+    modulation_init: str = "default"
+    modulated_layers: typing.Optional[list[int]] = None  # hidden layers modulated (None: all)
+    encoder_hidden: int = 64
+    embedding_dim: int = 64
+    encoder_episodes: int = 1  # unmodulated episodes per task that the encoder reads
+    # inner loop: vanilla policy gradient, linear feature baseline, GAE
+    inner_lr: float = 0.1
+    inner_steps: int = 1
+    eval_inner_steps: int = 3
+    first_order: bool = False
+    episodes_per_task: int = 20
+    discount: float = 0.99
+    gae_lambda: float = 1.0
+    # outer loop: TRPO
+    meta_batch_size: int = 40
+    max_kl: float = 0.01
+    cg_iterations: int = 10
+    cg_damping: float = 1e-5
+    line_search_steps: int = 15
+    line_search_ratio: float = 0.8
+    fisher_subsample: float = 0.25  # fraction of the tasks the Fisher-vector products use
+    # bookkeeping
+    iterations: int = 500
+    log_every: int = 1
+    checkpoint_every: int = 10
+    eval_tasks: int = 100
+
+    METHODS: typing.ClassVar[tuple[str, ...]] = RL_METHODS
+
+    @property
+    def mode_names(self) -> list[str]:
+        from mmaml.rl.envs.registry import make_goals
+
+        return list(make_goals(self.env).modes)
+
+    def validate(self) -> "RLConfig":
+        from mmaml.rl.envs.registry import ENVIRONMENTS
+
+        bad = self.bad
+        if self.task != "rl":
+            bad("task", "an RL config has task: rl")
+        if self.env not in ENVIRONMENTS:
+            bad("env", f"choose one of {', '.join(ENVIRONMENTS)}")
+        super().validate()
+        if self.modulation not in RL_MODULATIONS:
+            bad("modulation", f"choose one of {', '.join(RL_MODULATIONS)}")
+        if self.modulation_init not in ("default", "zero"):
+            bad("modulation_init", "choose default or zero")
+        if not self.hidden_sizes or any(h < 1 for h in self.hidden_sizes):
+            bad("hidden_sizes", "need at least one hidden layer, each of width >= 1")
+        if self.modulated_layers is not None:
+            layers = self.modulated_layers
+            if not layers or len(set(layers)) != len(layers) or any(not 0 <= i < len(self.hidden_sizes) for i in layers):
+                bad("modulated_layers", f"give distinct hidden-layer indices in 0..{len(self.hidden_sizes) - 1}, "
+                    "or null for all")
+        for key in ("encoder_hidden", "embedding_dim", "encoder_episodes", "episodes_per_task", "meta_batch_size",
+                    "cg_iterations", "line_search_steps"):
+            if getattr(self, key) < 1:
+                bad(key, "must be at least 1")
+        for key in ("inner_steps", "eval_inner_steps"):
+            if getattr(self, key) < 0:
+                bad(key, "must not be negative")
+        for key in ("inner_lr", "max_kl"):
+            if not getattr(self, key) > 0:
+                bad(key, "must be positive")
+        if self.cg_damping < 0:
+            bad("cg_damping", "must not be negative")
+        for key in ("discount", "gae_lambda"):
+            if not 0 <= getattr(self, key) <= 1:
+                bad(key, "must lie in [0, 1]")
+        if not 0 < self.fisher_subsample <= 1:
+            bad("fisher_subsample", "must lie in (0, 1]: the fraction of tasks used for the Fisher-vector products")
+        if not 0 < self.line_search_ratio < 1:
+            bad("line_search_ratio", "must lie strictly between 0 and 1")
+        if self.episodes_per_task < 2:
+            bad("episodes_per_task", "need at least 2 episodes per task to normalise advantages")
+        modes = self.mode_names
+        if self.meta_batch_size % len(modes):
+            bad("meta_batch_size", f"must be a multiple of the number of goal modes of {self.env} ({len(modes)}) "
+                "so that every meta-batch holds as many tasks of each mode")
+        return self

@@ -1,0 +1,112 @@
+"""MAML-TRPO: the outer loop of meta-RL (Finn et al. 2017; Schulman et al. 2015).
+
+The objective is the mean over tasks of the importance-weighted surrogate
+``-mean(pi'(a|s) / pi_old(a|s) * A)`` on the episodes of each task's *adapted*
+policy ``pi'``, which depends on the meta-parameters through the inner steps
+(second order) and, for MuMoMAML, through tau (encoder and modulation network).
+The step direction solves ``F x = g`` by conjugate gradient, ``F`` the Hessian of
+the mean KL divergence between the old and new adapted policies (Hessian-vector
+products through the inner steps); the step is scaled to the KL bound and
+backtracked until the surrogate improves within it. All of the policy's,
+encoder's and modulation network's parameters move together.
+
+The Fisher-vector products are third-order through the inner steps and
+dominate the cost of a step, so, as common TRPO implementations do with a
+subsample of the steps, they are computed on an evenly spaced subset of the
+tasks (``fisher_subsample``, a fraction; the tasks come in mode blocks, so the
+subset keeps every mode). The gradient, the surrogate and the KL that the line
+search enforces always use every task.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from mmaml.rl.metalearner import PolicyMetaLearner, Rollouts, adapted_parameters
+from mmaml.rl.policy import kl_divergence, log_prob
+from mmaml.rl.trpo import assign, backtracking_line_search, conjugate_gradient, flatten
+
+
+@dataclass
+class TRPOSettings:
+    max_kl: float = 0.01
+    cg_iterations: int = 10
+    cg_damping: float = 1e-5
+    line_search_steps: int = 15
+    line_search_ratio: float = 0.8
+    fisher_subsample: float = 1.0
+
+
+@dataclass
+class TRPOStats:
+    loss_before: float
+    loss_after: float
+    kl: float
+    backtracks: int
+    accepted: bool
+
+
+def surrogate(model: PolicyMetaLearner, rollouts: Rollouts, old_pred: Tensor | None,
+              create_graph: bool) -> tuple[Tensor, Tensor, Tensor]:
+    """``(loss, kl, pred)`` of the adapted policies on the scored episodes.
+
+    ``pred [T, N, 2A]`` is the adapted policies' output; ``kl`` is measured
+    against ``old_pred`` (against ``pred`` itself, detached, when None: zero in
+    value, with the Fisher as Hessian).
+    """
+    params, taus = adapted_parameters(model, rollouts, create_graph)
+    scored = rollouts.steps[-1]
+    obs, actions = scored.flat()
+    t = scored.num_tasks
+    pred = model.learner(params, obs, taus, model.modulation_kind)
+    ratio = torch.exp(log_prob(pred, actions) - scored.log_probs.reshape(t, -1))
+    loss = -(ratio * scored.advantages.reshape(t, -1)).mean()
+    old = pred.detach() if old_pred is None else old_pred
+    kl = kl_divergence(old, pred).mean()
+    return loss, kl, pred
+
+
+def fisher_tasks(num_tasks: int, fraction: float) -> Tensor:
+    """Indices of an evenly spaced subset of ``max(1, round(fraction * num_tasks))`` tasks."""
+    count = min(num_tasks, max(1, round(fraction * num_tasks)))
+    return torch.linspace(0, num_tasks - 1, count).round().long().unique()
+
+
+def trpo_step(model: PolicyMetaLearner, rollouts: Rollouts, settings: TRPOSettings) -> TRPOStats:
+    """One MAML-TRPO update of all of ``model``'s parameters (in place)."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    second_order = not model.first_order
+    with torch.enable_grad():
+        loss, kl, pred = surrogate(model, rollouts, None, create_graph=second_order)
+        grads = flatten(torch.autograd.grad(loss, params, allow_unused=True), params)
+        subset = fisher_tasks(rollouts.num_tasks, settings.fisher_subsample)
+        _, fisher_kl, _ = surrogate(model, rollouts.select(subset), None, create_graph=second_order)
+        kl_grads = flatten(torch.autograd.grad(fisher_kl, params, create_graph=True, allow_unused=True), params)
+
+        def fisher_vector(v: Tensor) -> Tensor:
+            hv = torch.autograd.grad(kl_grads @ v, params, retain_graph=True, allow_unused=True)
+            return flatten(hv, params) + settings.cg_damping * v
+
+        direction = conjugate_gradient(fisher_vector, grads.detach(), settings.cg_iterations)
+        curvature = float(direction @ fisher_vector(direction))
+    loss_before = float(loss.detach())
+    old_pred = pred.detach()
+    if not (curvature > 0 and math.isfinite(curvature)) or not torch.isfinite(direction).all():
+        return TRPOStats(loss_before, loss_before, 0.0, 0, False)
+    step = direction * math.sqrt(2 * settings.max_kl / curvature)
+    start = torch.cat([p.detach().reshape(-1) for p in params])
+
+    def evaluate(candidate: Tensor) -> tuple[float, float]:
+        assign(params, candidate)
+        with torch.enable_grad():
+            new_loss, new_kl, _ = surrogate(model, rollouts, old_pred, create_graph=False)
+        return float(new_loss.detach()), float(new_kl.detach())
+
+    accepted, backtracks, loss_after, kl_after = backtracking_line_search(
+        evaluate, start, step, loss_before, settings.max_kl, settings.line_search_steps, settings.line_search_ratio)
+    assign(params, accepted)
+    return TRPOStats(loss_before, loss_after, kl_after, backtracks, backtracks < settings.line_search_steps)

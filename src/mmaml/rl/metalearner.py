@@ -1,0 +1,196 @@
+"""MAML and MuMoMAML for reinforcement learning: the policy, its modulation and the inner step.
+
+The adaptation protocol (the paper's, Section 3.2):
+
+1. MuMoMAML only: ``encoder_episodes`` episodes of each task are sampled with the
+   *unmodulated* policy theta; the trajectory encoder reads them and the
+   modulation network turns the embedding into tau (one scale vector per
+   hidden layer, ``h * (1 + tau)``).
+2. Episodes are sampled with the (modulated) policy; one vanilla-policy-gradient
+   step on them adapts its parameters; this repeats for each inner step.
+3. Episodes of the adapted policy are the ones the outer loop (MAML-TRPO)
+   scores. The return of the policy before any inner step is "after
+   modulation" for MuMoMAML and the initial return for MAML.
+
+tau stays fixed during the inner steps; only the policy's parameters adapt.
+The inner step is the core's :meth:`Learner.adapt <mmaml.core.learner.Learner.adapt>`,
+batched over tasks, with the REINFORCE loss below.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Callable, Mapping
+
+import torch
+from torch import Tensor, nn
+
+from mmaml.core.learner import Learner, Params
+from mmaml.core.modulation_network import ModulationNetwork
+from mmaml.rl.encoder import TrajectoryEncoder
+from mmaml.rl.envs.base import BatchedEnv
+from mmaml.rl.episodes import Episodes
+from mmaml.rl.policy import log_prob
+from mmaml.rl.sampler import sample_episodes
+
+Taus = Mapping[str, Tensor]
+
+
+def reinforce_loss(pred: Tensor, target: Tensor) -> Tensor:
+    """Vanilla policy-gradient loss of each task: ``-mean(log pi(a|s) * advantage)``.
+
+    Args:
+        pred: ``[T, N, 2A]`` the policy's mean and log-std on N steps.
+        target: ``[T, N, A + 1]`` the actions taken, then the advantage.
+
+    Returns:
+        ``[T]``.
+    """
+    actions, adv = target[..., :-1], target[..., -1]
+    return -(log_prob(pred, actions) * adv).mean(-1)
+
+
+class PolicyMetaLearner(nn.Module):
+    """A meta-learned policy; with an encoder, MuMoMAML, without, MAML.
+
+    Args:
+        learner: the policy wrapped in a :class:`Learner` (modulated layers named
+            for MuMoMAML; ``low_rank_linear=False``, since an RL task has far
+            more samples than hidden units).
+        encoder: the trajectory encoder, or None for MAML.
+        modulation: the modulation kind (``"scale"``, the authors' choice, or ``"film"``).
+        modulation_init: ``"default"`` or ``"zero"`` heads (see :class:`ModulationNetwork`).
+        inner_lr: step size of the inner policy-gradient steps.
+        first_order: drop the second-order terms of the meta-gradient.
+    """
+
+    def __init__(self, learner: Learner, encoder: TrajectoryEncoder | None = None, modulation: str = "scale",
+                 modulation_init: str = "default", inner_lr: float = 0.1, first_order: bool = False):
+        super().__init__()
+        self.learner = learner
+        self.encoder = encoder
+        self.modulation_kind = modulation
+        self.modulation_network = None
+        if encoder is not None:
+            if not learner.sites:
+                raise ValueError("MuMoMAML needs a Learner with at least one modulated layer")
+            self.modulation_network = ModulationNetwork(encoder.embedding_dim, learner.tau_sizes(modulation),
+                                                        modulation_init)
+        self.inner_lr = inner_lr
+        self.first_order = first_order
+
+    @property
+    def modulated(self) -> bool:
+        return self.encoder is not None
+
+    def modulation(self, episodes: Episodes | None) -> tuple[Taus | None, Tensor | None]:
+        """``(taus {site: [T, units]}, embedding [T, E])`` from the unmodulated episodes; ``(None, None)`` for MAML."""
+        if self.encoder is None or episodes is None:
+            return None, None
+        embedding = self.encoder(episodes.observations, episodes.actions, episodes.rewards)
+        return self.modulation_network(embedding), embedding
+
+    def policy(self, params: Params, taus: Taus | None) -> Callable[[Tensor], Tensor]:
+        """``observations [T, N, O] -> [T, N, 2A]`` for per-task (or shared) ``params`` and ``taus``."""
+        return lambda obs: self.learner(params, obs, taus, self.modulation_kind)
+
+    def inner_step(self, params: Params, taus: Taus | None, episodes: Episodes, create_graph: bool) -> Params:
+        """One policy-gradient step of every task on its own ``episodes``: ``{name: [T, *shape]}``."""
+        obs, actions = episodes.flat()
+        target = torch.cat([actions, episodes.advantages.reshape(episodes.num_tasks, -1, 1)], dim=-1)
+        with torch.enable_grad():
+            return self.learner.adapt(params, obs, target, reinforce_loss, 1, self.inner_lr,
+                                      create_graph=create_graph, taus=taus, kind=self.modulation_kind)
+
+
+@dataclass
+class Rollouts:
+    """What one adaptation of ``T`` tasks sampled.
+
+    Attributes:
+        goals: ``[T, goal_dim]``; mode: ``[T]``.
+        encoder: the unmodulated episodes the encoder read (MuMoMAML), or None.
+        steps: ``steps[k]`` holds the episodes of the policy after ``k`` inner steps;
+            the last entry is what the outer loop scores.
+        taus: the modulation used ({site: [T, units]}) or None; embedding ``[T, E]`` or None.
+    """
+
+    goals: Tensor
+    mode: Tensor
+    encoder: Episodes | None
+    steps: list[Episodes]
+    taus: Taus | None = None
+    embedding: Tensor | None = None
+
+    @property
+    def num_tasks(self) -> int:
+        return self.goals.shape[0]
+
+    def select(self, index: Tensor) -> "Rollouts":
+        """The tasks at ``index`` (an index tensor), with their episodes and modulation."""
+        pick = lambda e: None if e is None else e.select(index)  # noqa: E731
+        return Rollouts(self.goals[index], self.mode[index], pick(self.encoder), [pick(e) for e in self.steps],
+                        None if self.taus is None else {k: v[index] for k, v in self.taus.items()},
+                        None if self.embedding is None else self.embedding[index])
+
+    def returns_by_step(self) -> Tensor:
+        """``[S + 1, T]``: each task's average episode return after 0, 1, ... S inner steps."""
+        return torch.stack([e.task_returns() for e in self.steps])
+
+
+def rollout_adaptation(
+    model: PolicyMetaLearner,
+    env: BatchedEnv,
+    goals: Tensor,
+    mode: Tensor,
+    episodes: int,
+    inner_steps: int,
+    generator: torch.Generator,
+    encoder_episodes: int = 1,
+    discount: float = 0.99,
+    gae_lambda: float = 1.0,
+    timings: dict[str, float] | None = None,
+) -> Rollouts:
+    """Sample the whole adaptation protocol for every task of ``goals``, without a meta-gradient.
+
+    ``timings``, when given, accumulates the seconds spent sampling (``"sample"``)
+    and in the inner steps (``"adapt"``).
+    """
+    theta = {k: v.detach() for k, v in model.learner.meta_parameters().items()}
+    timings = {} if timings is None else timings
+
+    def sample(params, taus, n):
+        started = time.perf_counter()
+        result = sample_episodes(env, model.policy(params, taus), goals, n, generator, discount, gae_lambda)
+        timings["sample"] = timings.get("sample", 0.0) + time.perf_counter() - started
+        return result
+
+    encoder_eps = taus = embedding = None
+    if model.modulated:
+        encoder_eps = sample(theta, None, encoder_episodes)
+        with torch.no_grad():
+            taus, embedding = model.modulation(encoder_eps)
+    params: Params = theta
+    steps = []
+    for k in range(inner_steps + 1):
+        steps.append(sample(params, taus, episodes))
+        if k < inner_steps:
+            started = time.perf_counter()
+            start = {n: v.detach().requires_grad_() for n, v in params.items()}
+            params = {n: v.detach() for n, v in model.inner_step(start, taus, steps[-1], create_graph=False).items()}
+            timings["adapt"] = timings.get("adapt", 0.0) + time.perf_counter() - started
+    return Rollouts(goals, mode, encoder_eps, steps, taus, embedding)
+
+
+def adapted_parameters(model: PolicyMetaLearner, rollouts: Rollouts, create_graph: bool) -> tuple[Params, Taus | None]:
+    """Redo the adaptation of ``rollouts`` from the current meta-parameters, differentiably.
+
+    Returns the adapted per-task parameters (after all but the last entry of
+    ``rollouts.steps``) and the taus, both functions of the meta-parameters.
+    """
+    taus, _ = model.modulation(rollouts.encoder)
+    params = model.learner.meta_parameters()
+    for episodes in rollouts.steps[:-1]:
+        params = model.inner_step(params, taus, episodes, create_graph)
+    return params, taus
