@@ -93,6 +93,10 @@ def run_eval(
     output = Path(run_dir) / "eval.json" if output is None else Path(output)
     config, model, state = load_run(run_dir)
     started = time.perf_counter()
+    if config.task == "rl":
+        from mmaml.cli.rl_commands import rl_eval
+
+        return rl_eval(run_dir, config, model, state, tasks, steps, seed, output)
     images = isinstance(config, ClassificationConfig)
     result = evaluate(
         model,
@@ -136,6 +140,13 @@ def cmd_compare(args) -> int:
             key = next(k for k in signature if signature[k] != reference_tasks.get(k))
             raise ConfigError(f"{run} and {args.runs[0]} draw different tasks ({key}: {signature[key]!r} vs "
                               f"{reference_tasks[key]!r}); compare runs of one task distribution")
+    if reference_config.task == "rl":
+        if args.split != "test":
+            raise ConfigError(f"--split {args.split}: RL goals are drawn fresh and have no splits; drop --split")
+        from mmaml.cli.rl_commands import rl_compare
+
+        rl_compare(args.runs, loaded, args.tasks, args.seed, args.steps, args.output)
+        return 0
     images = isinstance(reference_config, ClassificationConfig)
     if args.split != "test" and not images:
         raise ConfigError(f"--split {args.split}: regression tasks are drawn fresh and have no class splits; "
@@ -180,7 +191,12 @@ def cmd_eval(args) -> int:
     output = args.output or args.run / "eval.json"
     print(f"{result['num_tasks']} test tasks, {result['inner_steps']} inner steps, "
           f"after {result['iterations']} meta-iterations (mean ± 95% interval)")
-    print(format_table({args.run.name or str(args.run): result}))
+    if result.get("metric") == "return":
+        from mmaml.rl.evaluation import format_returns_table
+
+        print(format_returns_table({args.run.name or str(args.run): result}))
+    else:
+        print(format_table({args.run.name or str(args.run): result}))
     print(f"wrote {output}")
     return 0
 
@@ -196,6 +212,10 @@ def plot_runs(run_dirs: Sequence[Path], out_dir: Path) -> list[Path]:
 
     loaded = [load_run(d) for d in run_dirs]
     first = loaded[0][0]
+    if first.task == "rl":
+        from mmaml.cli.rl_commands import rl_plot
+
+        return rl_plot(run_dirs, loaded, out_dir)
     for d, (config, _, _) in zip(run_dirs, loaded):
         if type(config) is not type(first) or config.mode_names != first.mode_names:
             raise ConfigError(f"cannot compare {d} ({config.mode_names}) with {run_dirs[0]} ({first.mode_names}): "

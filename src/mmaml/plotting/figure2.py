@@ -12,6 +12,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 
 from mmaml.metalearners import GradientMetaLearner, MultiMAML, MuMoMAML  # noqa: E402
+from mmaml.plotting.tsne import plot_embedding_tsne  # noqa: E402
 from mmaml.tasks.regression import X_RANGE, RegressionTasks  # noqa: E402
 
 # Colours as in the paper: MuMoMAML blue, MAML green, Multi-MAML gray; further models of a kind get others.
@@ -95,29 +96,14 @@ def plot_tsne(model: MuMoMAML, tasks: RegressionTasks, out_dir: Path, per_mode: 
 
     ``iterations``, when given, goes in the title, so a figure from a short run says so.
     """
-    from sklearn.manifold import TSNE
-
     batch = tasks.sample(per_mode * tasks.num_modes, torch.Generator().manual_seed(seed))
     device = next(model.parameters()).device
     model.eval()
     with torch.no_grad():
         emb = model.embed(batch.to(device)).cpu().numpy()
-    xy = TSNE(n_components=2, perplexity=min(30, len(emb) - 1), init="pca", random_state=0).fit_transform(emb)
-    fig, ax = plt.subplots(figsize=(5, 4.5))
-    mode = batch.mode.numpy()
-    for m, name in enumerate(tasks.modes):
-        sel = mode == m
-        ax.scatter(xy[sel, 0], xy[sel, 1], s=8, alpha=0.8, label=name)
-    ax.legend(fontsize=8, markerscale=2)
     trained = f", {iterations:,} meta-iterations" if iterations is not None else ""
-    ax.set_title(f"t-SNE of task embeddings ({tasks.num_modes} modes{trained})")
-    ax.set_xticks([])
-    ax.set_yticks([])
-    fig.tight_layout()
-    path = Path(out_dir) / fname
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return plot_embedding_tsne(torch.from_numpy(emb), batch.mode, tasks.modes, Path(out_dir) / fname,
+                               f"t-SNE of task embeddings ({tasks.num_modes} modes{trained})")
 
 
 def plot_figure2(models: Mapping[str, GradientMetaLearner], tasks: RegressionTasks, out_dir: Path, steps: int = 5) -> list[Path]:

@@ -46,7 +46,7 @@ class RLConfig(RunConfig):
     cg_damping: float = 1e-5
     line_search_steps: int = 15
     line_search_ratio: float = 0.8
-    fisher_subsample: float = 0.25  # fraction of the tasks the Fisher-vector products use
+    fisher_subsample: float = 0.5  # fraction of the tasks the Fisher-vector products use
     # bookkeeping
     iterations: int = 500
     log_every: int = 1

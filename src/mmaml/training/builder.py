@@ -37,7 +37,14 @@ def build_tasks(config: BaseConfig, split: str = "train"):
 
 
 def build_metalearner(config: BaseConfig) -> GradientMetaLearner:
-    """The meta-learner described by ``config`` (parameters freshly initialised)."""
+    """The meta-learner described by ``config`` (parameters freshly initialised).
+
+    For an RL config, the :class:`~mmaml.rl.metalearner.PolicyMetaLearner`.
+    """
+    if config.task == "rl":
+        from mmaml.rl.builder import build_policy_metalearner
+
+        return build_policy_metalearner(config)
     inner = dict(
         inner_lr=config.inner_lr,
         inner_steps=config.inner_steps,

@@ -107,6 +107,7 @@ def evaluate(
 TASK_KEYS = {
     "regression": ("modes", "num_support", "num_query", "noise_std"),
     "classification": ("datasets", "num_ways", "num_shots", "num_query", "image_size", "images_per_class"),
+    "rl": ("env",),
 }
 
 

@@ -1,0 +1,75 @@
+"""Figures like the paper's Figure 3 (meta-RL): adaptation curves, trajectories over the goal density, t-SNE."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Mapping
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from mmaml.rl.envs.goals import GoalDistribution  # noqa: E402
+from mmaml.rl.metalearner import Rollouts  # noqa: E402
+
+
+def plot_adaptation_curves(results: Mapping[str, dict[str, Any]], path: Path, title: str) -> Path:
+    """Average return (mean ± 95% interval) against gradient steps, one line per run.
+
+    ``results``: ``{label: evaluate_rl(...)}``; the label of a MuMoMAML run says so,
+    and its step 0 is "after modulation".
+    """
+    fig, ax = plt.subplots(figsize=(5, 3.8))
+    for label, r in results.items():
+        means = np.array([s["mean"] for s in r["returns_by_step"]])
+        ci = np.array([s["ci95"] for s in r["returns_by_step"]])
+        steps = np.arange(len(means))
+        color = "tab:blue" if "mumomaml" in label.lower() else "tab:green" if "maml" in label.lower() else None
+        ax.errorbar(steps, means, yerr=ci, marker="o", capsize=3, label=label, color=color)
+    ax.set_xticks(range(max(len(r["returns_by_step"]) for r in results.values())))
+    ax.set_xticklabels(["after modulation\n(MAML: initial)"] + [str(k) for k in range(1, ax.get_xticks().size)])
+    ax.set_xlabel("gradient steps")
+    ax.set_ylabel("average return")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return Path(path)
+
+
+def plot_trajectories(rollouts: Rollouts, distribution: GoalDistribution, path: Path, title: str,
+                      episodes: int = 3) -> Path:
+    """Figure 3d: each task's trajectories after modulation and after each gradient step, over the goal density.
+
+    One panel per step; a colour per task; the goal of each task is a star.
+    """
+    steps = len(rollouts.steps)
+    goals = rollouts.goals.cpu()
+    positions = [e.positions[:, :episodes].cpu() for e in rollouts.steps]  # [T, E, H+1, 2]
+    everything = torch.cat([goals, *[p.reshape(-1, 2) for p in positions]])
+    low, high = everything.min(0).values - 0.3, everything.max(0).values + 0.3
+    gx, gy = torch.meshgrid(torch.linspace(low[0], high[0], 120), torch.linspace(low[1], high[1], 120), indexing="xy")
+    density = distribution.density(torch.stack([gx.reshape(-1), gy.reshape(-1)], dim=-1)).view_as(gx)
+    fig, axes = plt.subplots(1, steps, figsize=(3.3 * steps, 3.4), squeeze=False)
+    colors = plt.cm.tab10(np.arange(goals.shape[0]) % 10)
+    for k, ax in enumerate(axes[0]):
+        ax.contourf(gx.numpy(), gy.numpy(), density.numpy(), levels=12, cmap="coolwarm", alpha=0.6)
+        for t in range(goals.shape[0]):
+            for e in range(positions[k].shape[1]):
+                xy = positions[k][t, e].numpy()
+                ax.plot(xy[:, 0], xy[:, 1], color=colors[t], lw=1, alpha=0.9)
+            ax.plot(goals[t, 0], goals[t, 1], marker="*", ms=12, color=colors[t], mec="k")
+        ax.set_title("after modulation" if k == 0 else f"after {k} step{'s' if k > 1 else ''}", fontsize=9)
+        ax.set_xlim(low[0], high[0])
+        ax.set_ylim(low[1], high[1])
+        ax.set_aspect("equal")
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return Path(path)

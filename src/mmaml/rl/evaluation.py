@@ -1,0 +1,96 @@
+"""Evaluation of a meta-RL run: the average return after modulation and after each gradient step.
+
+Every task of the test set is adapted exactly as in training (unmodulated
+episodes -> tau for MuMoMAML; then an inner policy-gradient step on each
+batch of fresh episodes), ``steps`` times; the return of the episodes sampled
+before any step and after each step is recorded per task. The goals depend
+only on the seed, so runs evaluated with the same seed and environment are
+scored on the same tasks and can be compared task by task.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from mmaml.rl.config import RLConfig
+from mmaml.rl.envs.base import BatchedEnv
+from mmaml.rl.envs.goals import GoalDistribution
+from mmaml.rl.metalearner import PolicyMetaLearner, Rollouts, rollout_adaptation
+from mmaml.training.evaluation import mean_ci95
+
+
+def adaptation_rollouts(model: PolicyMetaLearner, config: RLConfig, env: BatchedEnv, goals: Tensor, mode: Tensor,
+                        steps: int, generator: torch.Generator) -> Rollouts:
+    """The whole adaptation protocol (``steps`` inner steps) for the tasks ``goals [T, 2]``."""
+    device = next(model.parameters()).device
+    return rollout_adaptation(model, env, goals.to(device), mode, config.episodes_per_task, steps, generator,
+                              config.encoder_episodes, config.discount, config.gae_lambda)
+
+
+def sample_test_goals(distribution: GoalDistribution, num_tasks: int, seed: int) -> tuple[Tensor, Tensor, torch.Generator]:
+    """``(goals [n, 2], mode [n], generator)``: the test tasks of ``seed`` and the generator that samples their episodes."""
+    generator = torch.Generator().manual_seed(seed)
+    goals, mode = distribution.sample(num_tasks, generator)
+    return goals, mode, generator
+
+
+def per_task_returns(model: PolicyMetaLearner, config: RLConfig, env: BatchedEnv, distribution: GoalDistribution,
+                     num_tasks: int, seed: int, steps: int) -> tuple[Tensor, Tensor]:
+    """``(returns [steps + 1, n], mode [n])``: each test task's average return after 0..steps inner steps.
+
+    Tasks are adapted ``meta_batch_size`` at a time (chunks in task order).
+    """
+    goals, mode, generator = sample_test_goals(distribution, num_tasks, seed)
+    was_training = model.training
+    model.eval()
+    returns = []
+    for start in range(0, num_tasks, config.meta_batch_size):
+        chunk = slice(start, min(num_tasks, start + config.meta_batch_size))
+        rollouts = adaptation_rollouts(model, config, env, goals[chunk], mode[chunk], steps, generator)
+        returns.append(rollouts.returns_by_step().cpu())
+    model.train(was_training)
+    return torch.cat(returns, dim=1), mode
+
+
+def evaluate_rl(model: PolicyMetaLearner, config: RLConfig, env: BatchedEnv, distribution: GoalDistribution,
+                num_tasks: int, seed: int, steps: int) -> dict[str, Any]:
+    """Average return by gradient step, overall and per mode, with 95% intervals.
+
+    Keys: ``returns_by_step`` (a list of ``{"mean", "ci95"}``, index = gradient
+    steps; index 0 is after modulation for MuMoMAML, the initial policy for
+    MAML), ``per_mode`` (``{name: {"num_tasks", "returns_by_step"}}``) and
+    ``per_task`` (``{"mode", "returns_by_step"}``, for paired comparisons).
+    """
+    returns, mode = per_task_returns(model, config, env, distribution, num_tasks, seed, steps)
+    result: dict[str, Any] = {
+        "num_tasks": num_tasks,
+        "seed": seed,
+        "inner_steps": steps,
+        "metric": "return",
+        "episodes_per_task": config.episodes_per_task,
+        "returns_by_step": [mean_ci95(r) for r in returns],
+        "per_mode": {},
+    }
+    for m, name in enumerate(distribution.modes):
+        idx = mode == m
+        result["per_mode"][name] = {"num_tasks": int(idx.sum()),
+                                    "returns_by_step": [mean_ci95(r[idx]) for r in returns]}
+    result["per_task"] = {"mode": mode.tolist(), "returns_by_step": returns.double().tolist()}
+    return result
+
+
+def format_returns_table(results: dict[str, dict[str, Any]]) -> str:
+    """A text table of ``{name: evaluate_rl(...)}``: one row per run and mode, one column per gradient step."""
+    steps = max(len(r["returns_by_step"]) for r in results.values())
+    header = f"{'run':<28} {'mode':<14} " + " ".join(f"{'step ' + str(k) if k else 'step 0 (init)':>20}"
+                                                     for k in range(steps))
+    lines = [header + "   (average return, mean ± 95% interval)"]
+    for name, r in results.items():
+        for mode, v in [("all", r)] + list(r["per_mode"].items()):
+            cells = " ".join(f"{s['mean']:>11.2f} ± {s['ci95']:<6.2f}" for s in v["returns_by_step"])
+            lines.append(f"{name:<28} {mode:<14} {cells}")
+            name = ""
+    return "\n".join(lines)

@@ -1,0 +1,86 @@
+"""Meta-RL from the command line: bad input is one line and exit 2; train, resume, eval, compare, plot."""
+
+import json
+
+import pytest
+import torch
+
+from mmaml.cli.main import main
+from mmaml.training.metrics_log import read_metrics
+
+TINY = ["--set", "meta_batch_size=4", "--set", "episodes_per_task=2", "--set", "hidden_sizes=[8]",
+        "--set", "encoder_hidden=8", "--set", "embedding_dim=8", "--set", "checkpoint_every=2",
+        "--set", "eval_tasks=4", "--no-progress", "--no-tensorboard"]
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["rl-navigation-mumomam"], "unknown preset"),
+    (["rl-navigation-maml", "--set", "max_kl=-1"], "max_kl"),
+    (["rl-navigation-maml", "--set", "env=cheetah"], "env"),
+    (["rl-navigation-maml", "--set", "method=multi_maml"], "method"),
+    (["rl-navigation-maml", "--set", "modulation=softmax"], "modulation"),
+    (["rl-navigation-maml", "--set", "meta_batch_size=5"], "meta_batch_size"),
+    (["rl-pointmass-4modes-maml", "--set", "meta_batch_size=6"], "meta_batch_size"),
+    (["rl-navigation-maml", "--set", "episodes_per_task=1"], "episodes_per_task"),
+    (["rl-navigation-maml", "--set", "discount=1.5"], "discount"),
+    (["rl-navigation-maml", "--set", "fisher_subsample=0"], "fisher_subsample"),
+    (["rl-navigation-maml", "--set", "inner_grad_clip=1"], "unknown config key"),
+    (["rl-navigation-mumomaml", "--set", "modulated_layers=[5]"], "modulated_layers"),
+    (["rl-navigation-maml", "--set", "hidden_sizes=abc"], "hidden_sizes"),
+])
+def test_bad_rl_config_is_one_line_exit_2_nothing_written(tmp_path, capsys, args, needle):
+    out = tmp_path / "run"
+    assert main(["train", *args, "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and needle in err and "Traceback" not in err
+    assert not out.exists()
+
+
+def test_rl_train_resume_eval_compare_plot(tmp_path, capsys):
+    full, part = tmp_path / "full", tmp_path / "part"
+    assert main(["train", "rl-navigation-mumomaml", "--out", str(full), "--iterations", "4", *TINY]) == 0
+    assert main(["train", "rl-navigation-mumomaml", "--out", str(part), "--iterations", "2", *TINY]) == 0
+    torch.manual_seed(99)  # a fresh process would not share the global RNG state
+    assert main(["train", "rl-navigation-mumomaml", "--out", str(part), "--iterations", "4", "--resume", *TINY]) == 0
+    a = torch.load(full / "checkpoint.pt", weights_only=False)["model"]
+    b = torch.load(part / "checkpoint.pt", weights_only=False)["model"]
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+    rows = read_metrics(part)
+    assert [r["iteration"] for r in rows] == [1, 2, 3, 4]
+    assert [r["return_step1"] for r in rows] == [r["return_step1"] for r in read_metrics(full)]
+
+    assert main(["eval", str(full), "--tasks", "4", "--steps", "2"]) == 0
+    result = json.loads((full / "eval.json").read_text())
+    assert len(result["returns_by_step"]) == 3 and set(result["returns_by_step"][0]) == {"mean", "ci95"}
+    assert set(result["per_mode"]) == {"left", "right"}
+    assert all(m["num_tasks"] == 2 for m in result["per_mode"].values())
+    per_task = json.loads((full / "eval_per_task.json").read_text())
+    assert len(per_task["returns_by_step"]) == 3 and len(per_task["returns_by_step"][0]) == 4
+    overall = torch.tensor(per_task["returns_by_step"][2], dtype=torch.float64).mean()
+    assert abs(float(overall) - result["returns_by_step"][2]["mean"]) < 1e-6
+
+    maml = tmp_path / "maml"
+    assert main(["train", "rl-navigation-maml", "--out", str(maml), "--iterations", "1", *TINY]) == 0
+    capsys.readouterr()
+    assert main(["compare", str(maml), str(full), "--tasks", "4", "--steps", "1",
+                 "--output", str(tmp_path / "cmp.json")]) == 0
+    cmp = json.loads((tmp_path / "cmp.json").read_text())
+    diff = cmp["runs"][str(full)]["difference_by_step"]
+    own = [cmp["runs"][str(r)]["returns_by_step"] for r in (maml, full)]
+    for k in range(2):  # a paired difference of means is the difference of the means
+        assert abs(diff[k]["mean"] - (own[1][k]["mean"] - own[0][k]["mean"])) < 1e-6
+
+    assert main(["plot", str(full), "--compare", str(maml), "--out", str(tmp_path / "fig")]) == 0
+    names = sorted(p.name for p in (tmp_path / "fig").iterdir())
+    assert names == ["adaptation_curve.png", "trajectories_full.png", "trajectories_maml.png", "tsne_full.png"]
+
+
+def test_rl_run_cannot_be_compared_with_regression_run(tmp_path, capsys):
+    rl, reg = tmp_path / "rl", tmp_path / "reg"
+    assert main(["train", "rl-navigation-maml", "--out", str(rl), "--iterations", "1", *TINY]) == 0
+    assert main(["train", "regression-2modes-maml", "--out", str(reg), "--iterations", "1", "--no-progress",
+                 "--no-tensorboard", "--set", "hidden_sizes=[8]", "--set", "meta_batch_size=2"]) == 0
+    capsys.readouterr()
+    assert main(["compare", str(rl), str(reg)]) == 2
+    assert "different tasks" in capsys.readouterr().err
