@@ -105,3 +105,31 @@ def test_a_run_trained_on_a_device_resumes_and_evaluates_on_the_cpu(tmp_path, de
     resumed.train()
     assert resumed.iteration == 4
     assert all(torch.isfinite(p).all() for p in resumed.model.parameters())
+
+
+@pytest.mark.parametrize("device", [CUDA])
+@pytest.mark.parametrize("preset", ["rl-navigation-maml", "rl-navigation-mumomaml"])
+def test_rl_surrogate_and_meta_gradient_match_cpu(device, preset, exact_cuda_math):
+    """The MAML-TRPO surrogate, its meta-gradient and a Fisher-vector product, on the same episodes."""
+    from mmaml.rl.builder import build_env, build_policy_metalearner
+    from mmaml.rl.envs.registry import make_goals
+    from mmaml.rl.maml_trpo import fisher_vector_product, surrogate
+    from mmaml.rl.metalearner import rollout_adaptation
+    from mmaml.rl.trpo import flatten
+
+    config = apply_overrides(resolve(preset), {"meta_batch_size": 4, "episodes_per_task": 4}).validate()
+    torch.manual_seed(0)
+    cpu_model = build_policy_metalearner(config)
+    env = build_env(config)
+    g = torch.Generator().manual_seed(0)
+    goals, mode = make_goals(config.env).sample(4, g)
+    rollouts = rollout_adaptation(cpu_model, env, goals, mode, 4, 1, g, 2)
+    results = []
+    for model, r in ((cpu_model, rollouts), (copy.deepcopy(cpu_model).to(device), rollouts.to(device))):
+        params = list(model.parameters())
+        loss, _, pred = surrogate(model, r, None, create_graph=True)
+        grad = flatten(torch.autograd.grad(loss, params, retain_graph=True, allow_unused=True), params)
+        v = torch.ones_like(grad)
+        results.append((loss.cpu(), grad.cpu(), fisher_vector_product(pred, params, 0.0)(v).cpu()))
+    for a, b in zip(*results):
+        torch.testing.assert_close(b, a, atol=1e-5, rtol=1e-4)

@@ -195,6 +195,9 @@ def cmd_eval(args) -> int:
         from mmaml.rl.evaluation import format_returns_table
 
         print(format_returns_table({args.run.name or str(args.run): result}))
+        refs = result["reference_returns"]
+        print("references on the same goals: " + ", ".join(
+            f"{name.replace('_', ' ')} {v['mean']:.2f} ± {v['ci95']:.2f}" for name, v in refs.items()))
     else:
         print(format_table({args.run.name or str(args.run): result}))
     print(f"wrote {output}")

@@ -21,12 +21,14 @@ def rl_eval(run_dir: Path, config, model, state: dict, tasks: int | None, steps:
             output: Path) -> dict[str, Any]:
     """Evaluate an RL run on fresh test tasks; write ``output`` and ``<stem>_per_task.json`` beside it."""
     from mmaml.rl.builder import build_env
-    from mmaml.rl.envs.registry import make_goals
+    from mmaml.rl.envs.registry import make_goals, reference_returns
     from mmaml.rl.evaluation import evaluate_rl
 
-    result = evaluate_rl(model, config, build_env(config), make_goals(config.env), tasks or config.eval_tasks,
-                         config.eval_seed if seed is None else seed,
+    num_tasks, seed = tasks or config.eval_tasks, config.eval_seed if seed is None else seed
+    result = evaluate_rl(model, config, build_env(config), make_goals(config.env), num_tasks, seed,
                          config.eval_inner_steps if steps is None else steps)
+    # the same test goals, one episode each: what doing nothing and a goal-knowing controller score
+    result["reference_returns"] = reference_returns(config.env, num_tasks, seed)
     result["iterations"] = int(state["iteration"])
     result["method"] = config.method
     result["env"] = config.env

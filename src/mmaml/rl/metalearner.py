@@ -134,6 +134,13 @@ class Rollouts:
                         None if self.taus is None else {k: v[index] for k, v in self.taus.items()},
                         None if self.embedding is None else self.embedding[index])
 
+    def to(self, device: torch.device | str) -> "Rollouts":
+        """A copy with every tensor on ``device``."""
+        move = lambda e: None if e is None else e.to(device)  # noqa: E731
+        return Rollouts(self.goals.to(device), self.mode.to(device), move(self.encoder), [move(e) for e in self.steps],
+                        None if self.taus is None else {k: v.to(device) for k, v in self.taus.items()},
+                        None if self.embedding is None else self.embedding.to(device))
+
     def returns_by_step(self) -> Tensor:
         """``[S + 1, T]``: each task's average episode return after 0, 1, ... S inner steps."""
         return torch.stack([e.task_returns() for e in self.steps])

@@ -1,0 +1,400 @@
+"""Meta-RL speed: environment steps per second and the parts of one meta-iteration.
+
+1. Environment steps per second (one step of one episode = one step), random
+   standard-normal raw actions (as the initial policy, log std 0, would give; the
+   envs clip or map them), drawn before the clock starts, resets included:
+
+   * batched:       the tensor env (``make_batched``) stepping 40 tasks x 20
+                    episodes = 800 episodes at once, ``--batched-rounds`` rounds
+                    of reset + ``horizon`` steps per block;
+   * single:        ``gymnasium.make(gym_id)`` (with gymnasium's wrappers), one
+                    episode at a time, ``--env-steps`` steps per block;
+   * unwrapped:     the same env without gymnasium's wrappers (what the
+                    wrappers cost);
+   * SyncVectorEnv: 40 copies of ``gymnasium.make(gym_id)``, one task each,
+                    ``autoreset_mode=SAME_STEP`` (an ended episode restarts
+                    within the step that ended it, so every ``step`` call is 40
+                    real transitions; the default NEXT_STEP spends one extra call
+                    per episode on the resets), ``--env-steps`` steps per block.
+
+2. One meta-iteration (``RLAlgorithm.step``) of each preset, split into sampling
+   (stepping envs + policy, all sampling phases), the inner steps taken at
+   sampling time and the TRPO step (gradient, conjugate gradient on
+   Fisher-vector products, line search), after one warm-up iteration per preset.
+   The iterations train the model, so the parameters (and the number of line
+   search backtracks, on which the TRPO time depends) change between repeats.
+
+Timing blocks of all variants (and of all presets) alternate in one process, so
+that a busy machine slows them alike; medians over the repeats are reported,
+with the process's CPU time over wall time of each part (about the number of
+threads when the process had its cores to itself, less when it had to share).
+
+    python benchmarks/bench_rl.py [--threads 1] [--repeats 5] [--json FILE]
+    python benchmarks/bench_rl.py --skip-envs --presets rl-pointmass-4modes-maml,rl-pointmass-4modes-mumomaml
+    python benchmarks/bench_rl.py --skip-iterations --envs navigation-bimodal --env-steps 50000
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import statistics
+import sys
+import time
+
+import numpy as np
+import torch
+
+DEFAULT_ENVS = "navigation-bimodal,pointmass-4modes"
+DEFAULT_PRESETS = "rl-navigation-maml,rl-navigation-mumomaml"
+TASKS, EPISODES = 40, 20
+ENV_VARIANTS = ("batched", "single", "unwrapped", "SyncVectorEnv")
+
+
+# --- machine ------------------------------------------------------------------------------
+
+
+def cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def load() -> tuple[float, float, float] | None:
+    try:
+        return os.getloadavg()
+    except OSError:
+        return None
+
+
+def cpu_pressure_total() -> float | None:
+    """Seconds during which some runnable task waited for a CPU (Linux PSI), or None."""
+    try:
+        with open("/proc/pressure/cpu") as f:
+            for line in f:
+                if line.startswith("some"):
+                    return int(line.split("total=")[1]) / 1e6
+    except (OSError, IndexError, ValueError):
+        pass
+    return None
+
+
+def machine_info(threads: int) -> dict:
+    import gymnasium
+
+    return {
+        "torch": torch.__version__,
+        "gymnasium": gymnasium.__version__,
+        "numpy": np.__version__,
+        "python": platform.python_version(),
+        "cpu": cpu_model(),
+        "cpus": os.cpu_count(),
+        "threads": threads,
+        "loadavg_start": load(),
+    }
+
+
+class Clock:
+    """Wall and process CPU time of a block."""
+
+    def __enter__(self):
+        self.wall0, self.cpu0 = time.perf_counter(), time.process_time()
+        return self
+
+    def __exit__(self, *exc):
+        self.wall = time.perf_counter() - self.wall0
+        self.cpu = time.process_time() - self.cpu0
+
+
+def summary(values: list[float]) -> dict:
+    return {"median": statistics.median(values), "min": min(values), "max": max(values), "all": values}
+
+
+# --- 1. environment steps -----------------------------------------------------------------
+
+
+def env_runners(name: str, args) -> dict:
+    """For each variant, a function running one timing block and returning the steps it took."""
+    import gymnasium
+    from gymnasium.vector import AutoresetMode, SyncVectorEnv
+
+    import mmaml.rl.envs  # noqa: F401  (registers the gymnasium ids)
+    from mmaml.rl.envs.registry import ENVIRONMENTS, make_batched, make_goals
+
+    gym_id = ENVIRONMENTS[name].gym_id
+    gen = torch.Generator().manual_seed(0)
+    goal_dist = make_goals(name)
+
+    # batched: rounds of reset + horizon steps of T x E episodes
+    batched = make_batched(name)
+    horizon, action_dim = batched.horizon, batched.action_dim
+    batched_actions = torch.randn(horizon, TASKS, EPISODES, action_dim, generator=gen)
+
+    def run_batched() -> int:
+        for _ in range(args.batched_rounds):
+            goals, _ = goal_dist.sample(TASKS, gen)
+            batched.reset(goals, EPISODES, generator=gen)
+            for t in range(horizon):
+                batched.step(batched_actions[t])
+        return args.batched_rounds * horizon * TASKS * EPISODES
+
+    # single gymnasium env: whole episodes, a new goal every EPISODES episodes
+    episodes = max(1, args.env_steps // horizon)
+    goals_np = goal_dist.sample(TASKS, gen)[0].double().numpy()
+    rng = np.random.default_rng(0)
+    single_actions = list(rng.standard_normal((episodes * horizon, action_dim)).astype(np.float32))
+
+    def make_single_runner(env):
+        env.reset(seed=0)
+
+        def run() -> int:
+            i = 0
+            for ep in range(episodes):
+                options = {"goal": goals_np[(ep // EPISODES) % TASKS]} if ep % EPISODES == 0 else None
+                env.reset(options=options)
+                for _ in range(horizon):
+                    env.step(single_actions[i])
+                    i += 1
+            return episodes * horizon
+
+        return run
+
+    wrapped = gymnasium.make(gym_id)
+    if wrapped.spec.max_episode_steps != horizon or wrapped.unwrapped.horizon != horizon:
+        raise RuntimeError(f"{gym_id}: horizon differs from the batched env's {horizon}")
+    unwrapped = gymnasium.make(gym_id).unwrapped
+
+    # SyncVectorEnv: one copy per task; whole episodes of every copy per block
+    vector = SyncVectorEnv([lambda: gymnasium.make(gym_id) for _ in range(TASKS)],
+                           autoreset_mode=AutoresetMode.SAME_STEP)
+    vector.reset(seed=0)
+    for i, e in enumerate(vector.envs):
+        e.unwrapped.set_task(goals_np[i])
+    vector_calls = max(1, round(args.env_steps / (TASKS * horizon))) * horizon
+    vector_actions = list(rng.standard_normal((vector_calls, TASKS, action_dim)).astype(np.float32))
+
+    def run_vector() -> int:
+        for a in vector_actions:
+            vector.step(a)
+        return vector_calls * TASKS
+
+    return {"batched": run_batched, "single": make_single_runner(wrapped),
+            "unwrapped": make_single_runner(unwrapped), "SyncVectorEnv": run_vector}
+
+
+def bench_envs(args) -> dict:
+    names = [n for n in args.envs.split(",") if n]
+    runners = {name: env_runners(name, args) for name in names}
+    for name in names:  # warm-up block of every variant
+        for run in runners[name].values():
+            run()
+    rates = {name: {v: [] for v in ENV_VARIANTS} for name in names}
+    cpu = {name: {v: [] for v in ENV_VARIANTS} for name in names}
+    steps = {name: {} for name in names}
+    for _ in range(args.repeats):
+        for name in names:
+            for v, run in runners[name].items():
+                with Clock() as c:
+                    n = run()
+                steps[name][v] = n
+                rates[name][v].append(n / c.wall)
+                cpu[name][v].append(c.cpu / c.wall)
+    out = {}
+    for name in names:
+        r = rates[name]
+        out[name] = {
+            "steps_per_block": steps[name],
+            "steps_per_second": {v: summary(r[v]) for v in ENV_VARIANTS},
+            "cpu_over_wall": {v: statistics.median(cpu[name][v]) for v in ENV_VARIANTS},
+            "speedup_batched_over": {
+                v: summary([b / s for b, s in zip(r["batched"], r[v])]) for v in ENV_VARIANTS if v != "batched"
+            },
+        }
+    return out
+
+
+def print_envs(result: dict, args) -> None:
+    print(f"## Environment steps per second (horizon 100, random actions, {args.repeats} alternating blocks)\n")
+    print(f"batched: {TASKS} tasks x {EPISODES} episodes at once; SyncVectorEnv: {TASKS} copies (SAME_STEP autoreset);"
+          " single/unwrapped: one episode at a time. Steps per block in brackets.\n")
+    print("| env | variant | steps/s (median) | min | max | CPU/wall | batched speed-up (median, min-max) |")
+    print("|---|---|---:|---:|---:|---:|---:|")
+    for name, res in result.items():
+        for v in ENV_VARIANTS:
+            s = res["steps_per_second"][v]
+            if v == "batched":
+                up = "-"
+            else:
+                u = res["speedup_batched_over"][v]
+                up = f"{u['median']:,.0f}x ({u['min']:,.0f}-{u['max']:,.0f}x)"
+            print(f"| {name} | {v} ({res['steps_per_block'][v]:,}) | {s['median']:,.0f} | {s['min']:,.0f} | "
+                  f"{s['max']:,.0f} | {res['cpu_over_wall'][v]:.2f} | {up} |")
+    print()
+
+
+# --- 2. meta-iterations -------------------------------------------------------------------
+
+
+PARTS = ("sample", "adapt", "trpo", "other", "total")
+
+
+def bench_iterations(args) -> dict:
+    from mmaml.rl.algorithm import RLAlgorithm
+    from mmaml.training.config import apply_overrides, parse_assignment
+    from mmaml.training.presets import resolve
+
+    overrides = dict(parse_assignment(s) for s in args.set)
+    presets = [p for p in args.presets.split(",") if p]
+    algos, build_seconds, warmup_seconds, configs = {}, {}, {}, {}
+    for preset in presets:
+        config = resolve(preset)
+        if config.task != "rl":
+            raise SystemExit(f"{preset} is not an RL preset")
+        config = (apply_overrides(config, overrides) if overrides else config).validate()
+        configs[preset] = config
+        t0 = time.perf_counter()
+        algos[preset] = RLAlgorithm(config, torch.device("cpu"), torch.Generator().manual_seed(0))
+        build_seconds[preset] = time.perf_counter() - t0
+    for preset in presets:
+        t0 = time.perf_counter()
+        algos[preset].step()
+        warmup_seconds[preset] = time.perf_counter() - t0
+    times = {p: {part: [] for part in PARTS} for p in presets}
+    rows = {p: [] for p in presets}
+    cpu = {p: [] for p in presets}
+    for _ in range(args.repeats):
+        for preset in presets:
+            with Clock() as c:
+                row = algos[preset].step()
+            parts = {"sample": row["sample_seconds"], "adapt": row["adapt_seconds"], "trpo": row["trpo_seconds"]}
+            parts["other"] = c.wall - sum(parts.values())
+            parts["total"] = c.wall
+            for part, seconds in parts.items():
+                times[preset][part].append(seconds)
+            rows[preset].append(row)
+            cpu[preset].append(c.cpu / c.wall)
+    out = {}
+    for preset in presets:
+        t, config = times[preset], configs[preset]
+        last = f"return_step{config.inner_steps}"
+        out[preset] = {
+            "env": config.env,
+            "method": config.method,
+            "meta_batch_size": config.meta_batch_size,
+            "episodes_per_task": config.episodes_per_task,
+            "inner_steps": config.inner_steps,
+            "build_seconds": build_seconds[preset],
+            "warmup_seconds": warmup_seconds[preset],
+            "seconds": {part: summary(t[part]) for part in PARTS},
+            "sample_fraction": statistics.median(s / tot for s, tot in zip(t["sample"], t["total"])),
+            "backtracks": summary([r["backtracks"] for r in rows[preset]]),
+            "rejected_steps": sum(r["rejected_steps"] for r in rows[preset]),
+            "cpu_over_wall": statistics.median(cpu[preset]),
+            "return_step0": [r["return_step0"] for r in rows[preset]],
+            f"return_step{config.inner_steps}": [r[last] for r in rows[preset]],
+            "rows": rows[preset],
+        }
+    return out
+
+
+def print_iterations(result: dict, args) -> None:
+    print(f"## One meta-iteration per preset ({args.repeats} alternating iterations after 1 warm-up, seconds)\n")
+    print("The iterations train the model: parameters, returns and line-search backtracks change between repeats.")
+    print("sampling = stepping envs + policy (all sampling phases); adapt = inner steps at sampling time; "
+          "TRPO = gradient, CG on Fisher-vector products, line search; other = the rest of `step()`.\n")
+    print("| preset | sampling | adapt | TRPO | other | total (median) | total min-max | sampling share "
+          "| backtracks (median) | CPU/wall |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for preset, res in result.items():
+        s = res["seconds"]
+        print(f"| {preset} | {s['sample']['median']:.3f} | {s['adapt']['median']:.3f} | {s['trpo']['median']:.3f} | "
+              f"{s['other']['median']:.3f} | {s['total']['median']:.3f} | {s['total']['min']:.3f}-{s['total']['max']:.3f}"
+              f" | {100 * res['sample_fraction']:.0f}% | {res['backtracks']['median']:g} | {res['cpu_over_wall']:.2f} |")
+    print()
+    for preset, res in result.items():
+        k = res["inner_steps"]
+        r0 = ", ".join(f"{x:.1f}" for x in res["return_step0"])
+        rk = ", ".join(f"{x:.1f}" for x in res[f"return_step{k}"])
+        bt = ", ".join(f"{x:g}" for x in res["backtracks"]["all"])
+        print(f"- {preset} ({res['method']} on {res['env']}, {res['meta_batch_size']} tasks x "
+              f"{res['episodes_per_task']} episodes, {k} inner step(s)): built in {res['build_seconds']:.2f}s, "
+              f"warm-up iteration {res['warmup_seconds']:.2f}s; backtracks per iteration [{bt}], "
+              f"rejected steps {res['rejected_steps']:g}; return step 0 [{r0}], step {k} [{rk}]")
+    print()
+
+
+# --- main ---------------------------------------------------------------------------------
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--threads", type=int, default=1, help="torch threads for every part (default 1)")
+    parser.add_argument("--repeats", type=int, default=5, help="alternating timing blocks; medians are reported")
+    parser.add_argument("--presets", default=DEFAULT_PRESETS, help="comma-separated RL presets")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="config override applied to every preset (repeatable)")
+    parser.add_argument("--envs", default=DEFAULT_ENVS, help="comma-separated env names")
+    parser.add_argument("--env-steps", type=int, default=20000,
+                        help="steps per block of the gymnasium variants (whole episodes)")
+    parser.add_argument("--batched-rounds", type=int, default=50,
+                        help=f"rounds of {TASKS}x{EPISODES} episodes per block of the batched env")
+    parser.add_argument("--skip-envs", action="store_true")
+    parser.add_argument("--skip-iterations", action="store_true")
+    parser.add_argument("--json", help="also write the results to this file")
+    args = parser.parse_args()
+    if args.repeats < 1:
+        parser.error("--repeats must be at least 1")
+    torch.set_num_threads(args.threads)
+
+    info = machine_info(args.threads)
+    started, pressure0 = time.perf_counter(), cpu_pressure_total()
+    la = info["loadavg_start"]
+    print("# Meta-RL benchmark\n")
+    print(f"torch {info['torch']}, gymnasium {info['gymnasium']}, numpy {info['numpy']}, Python {info['python']}; "
+          f"CPU {info['cpu']} ({info['cpus']} logical CPUs); torch threads {torch.get_num_threads()}")
+    if la is not None:
+        busy = "other processes were loading the machine" if la[0] > 0.5 else "machine idle"
+        print(f"load average at start (1/5/15 min): {la[0]:.2f} / {la[1]:.2f} / {la[2]:.2f} "
+              f"on {info['cpus']} CPUs ({busy})")
+        if args.threads > 1 and la[0] + args.threads > (info["cpus"] or 1):
+            print(f"warning: {args.threads} torch threads on a machine with {info['cpus']} CPUs and load {la[0]:.1f}: "
+                  "with more runnable threads than CPUs, multi-threaded torch can be several times slower "
+                  "than one thread")
+    print()
+
+    results: dict = {"machine": info, "args": vars(args)}
+    if not args.skip_envs:
+        results["envs"] = bench_envs(args)
+        print_envs(results["envs"], args)
+    if not args.skip_iterations:
+        results["iterations"] = bench_iterations(args)
+        print_iterations(results["iterations"], args)
+
+    results["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    results["machine"]["loadavg_end"] = load()
+    la_end = results["machine"]["loadavg_end"]
+    pressure1, wall = cpu_pressure_total(), time.perf_counter() - started
+    if pressure0 is not None and pressure1 is not None:
+        results["machine"]["cpu_pressure_some"] = (pressure1 - pressure0) / wall
+    print(f"peak RSS {results['peak_rss_mb']:.0f} MB; run took {wall:.0f}s"
+          + (f"; load average at end {la_end[0]:.2f} / {la_end[1]:.2f} / {la_end[2]:.2f}" if la_end else "")
+          + (f"; some task waited for a CPU during {100 * results['machine']['cpu_pressure_some']:.0f}% of the run"
+             " (Linux PSI)" if "cpu_pressure_some" in results["machine"] else ""))
+    print("CPU/wall = process CPU time over wall time (up to the thread count; below it when the process had to "
+          "wait for a CPU, though spinning threads count as busy)")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(results, f, indent=2)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
