@@ -65,3 +65,14 @@ def test_unknown_preset_and_bad_yaml(tmp_path):
         resolve(str(bad))
     with pytest.raises(ConfigError, match="does not exist"):
         resolve(str(tmp_path / "missing.yaml"))
+
+
+def test_seed_equal_to_eval_seed_is_rejected():
+    from mmaml.errors import ConfigError
+    from mmaml.training.config import apply_overrides
+    from mmaml.training.presets import resolve
+
+    for preset in ("regression-2modes-film", "rl-navigation-maml"):
+        config = resolve(preset)
+        with pytest.raises(ConfigError, match="eval_seed"):
+            apply_overrides(config, {"seed": config.eval_seed}).validate()

@@ -105,3 +105,30 @@ def test_user_module_meta_trains_through_the_public_api():
     # encoder, modulation heads and the user's net all moved
     assert all(not torch.equal(a, b) for a, b in zip(before, model.parameters()))
     assert sum(losses[-10:]) / 10 < sum(losses[:10]) / 10
+
+
+def test_one_module_in_two_learners_is_refused():
+    net = torch.nn.Sequential(torch.nn.Linear(1, 4), torch.nn.ReLU(), torch.nn.Linear(4, 1))
+    Learner(net, modulate=["0"])
+    with pytest.raises(ValueError, match="already wrapped"):
+        Learner(net, modulate=["0"])
+
+
+@pytest.mark.parametrize("low_rank", [True, False])
+def test_parameter_the_forward_never_uses_does_not_move(low_rank):
+    class WithSpare(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.layer = torch.nn.Linear(1, 3)
+            self.out = torch.nn.Linear(3, 1)
+            self.spare = torch.nn.Parameter(torch.ones(2))
+
+        def forward(self, x):
+            return self.out(torch.relu(self.layer(x)))
+
+    learner = Learner(WithSpare(), low_rank_linear=low_rank)
+    x, y = torch.randn(2, 5, 1), torch.randn(2, 5, 1)
+    adapted = learner.adapt(learner.meta_parameters(), x, y, lambda p, t: ((p - t) ** 2).mean((1, 2)), 2, 0.1)
+    plain = adapted.materialize() if hasattr(adapted, "materialize") else adapted
+    torch.testing.assert_close(plain["spare"], torch.ones(2, 2))
+    assert not torch.allclose(plain["out.bias"], learner.model.out.bias.detach().expand(2, 1))

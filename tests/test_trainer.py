@@ -161,3 +161,25 @@ def test_the_lock_of_a_killed_trainer_does_not_outlive_it(tmp_path):
         proc.wait()
     assert lock_holder(run) is None
     Trainer(config(), run, progress=False, tensorboard=False).train(stop_after=1)
+
+
+def test_a_diverging_run_stops_keeps_its_last_checkpoint_and_says_so(tmp_path, capsys):
+    from mmaml.cli.main import main
+
+    run = tmp_path / "r"
+    code = main(["train", "regression-2modes-maml", "--out", str(run), "--iterations", "40", "--no-progress",
+                 "--no-tensorboard", "--set", "meta_lr=1e6", "--set", "hidden_sizes=[16,16]",
+                 "--set", "meta_batch_size=4", "--set", "checkpoint_every=2", "--set", "log_every=1",
+                 "--set", "max_nonfinite_steps=3"])
+    err = capsys.readouterr().err.strip()
+    assert code == 3
+    assert len(err.splitlines()) == 1 and "diverged at iteration" in err
+    stopped = int(err.split("diverged at iteration ")[1].split(":")[0])
+    assert stopped < 40
+    rows = read_metrics(run)
+    assert rows[-1]["iteration"] == stopped  # the log goes as far as the message says
+    assert sum(r["skipped_steps"] for r in rows[-3:]) == 3
+    state = torch.load(run / "checkpoint.pt", weights_only=False)
+    assert state["iteration"] <= stopped - 3 + 1  # saved before the non-finite streak, not after
+    assert f"iteration {state['iteration']} is kept" in err
+    assert all(torch.isfinite(v).all() for v in state["model"].values())

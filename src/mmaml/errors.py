@@ -15,3 +15,12 @@ class ConfigError(UserError):
 
 class CheckpointError(UserError):
     """A missing, unreadable or incompatible checkpoint or run folder."""
+
+
+class TrainingDiverged(Exception):
+    """Training stopped because too many consecutive meta-batches were not finite.
+
+    The CLI reports it on one line with exit status 3; the run folder keeps its
+    last checkpoint (saved before the divergence), which ``--resume`` and
+    ``eval`` read.
+    """

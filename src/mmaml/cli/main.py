@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Sequence
 
 from mmaml.cli import commands
-from mmaml.errors import UserError
+from mmaml.errors import TrainingDiverged, UserError
 
 DEMO_ITERATIONS = 1500
 
@@ -151,6 +151,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UserError as exc:
         print(f"mmaml: error: {exc}", file=sys.stderr)
         return 2
+    except TrainingDiverged as exc:
+        print(f"mmaml: error: {exc}", file=sys.stderr)
+        return 3
     except OSError as exc:  # a path that cannot be read or written
         where = f" ({exc.filename})" if exc.filename else ""
         print(f"mmaml: error: {exc.strerror or exc}{where}; check the path and its permissions", file=sys.stderr)

@@ -27,6 +27,11 @@ def clip_elementwise(grad: Tensor, bound: float | None) -> Tensor:
     return grad.clamp(-bound, bound)
 
 
+def zeros_for_unused(grads: tuple[Tensor | None, ...], params: list[Tensor]) -> tuple[Tensor, ...]:
+    """A parameter the loss does not depend on gets a zero gradient: it does not move."""
+    return tuple(torch.zeros_like(p) if g is None else g for g, p in zip(grads, params))
+
+
 def sgd_step(params: Params, grads: tuple[Tensor, ...], lr: float, grad_clip: float | None) -> Params:
     """``theta' = theta - lr * clip(grad)`` for every parameter; nothing is mutated."""
     return {
@@ -73,7 +78,7 @@ def adapt(
         losses = loss_fn(forward(params, x), y)
         with torch.enable_grad():
             grads = torch.autograd.grad(
-                losses.sum(), [params[n] for n in names], create_graph=create_graph
+                losses.sum(), [params[n] for n in names], create_graph=create_graph, allow_unused=True
             )
-        params = sgd_step(params, grads, lr, grad_clip)
+        params = sgd_step(params, zeros_for_unused(grads, [params[n] for n in names]), lr, grad_clip)
     return params

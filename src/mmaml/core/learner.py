@@ -28,7 +28,7 @@ import torch
 from torch import Tensor, nn
 from torch.func import functional_call, vmap
 
-from mmaml.core.inner_loop import adapt
+from mmaml.core.inner_loop import adapt, zeros_for_unused
 from mmaml.core.low_rank_linear import (
     FactoredParams,
     LinearDelta,
@@ -112,6 +112,12 @@ class Learner(nn.Module):
             if name not in modules:
                 raise ValueError(f"the model has no submodule {name!r}")
         self.sites: dict[str, ModulationSite] = sites
+        if getattr(model, "_mmaml_wrapped", False):
+            raise ValueError(
+                "this module is already wrapped by a Learner (its hooks would apply the modulation twice); "
+                "give each Learner its own module (a fresh one, or copy.deepcopy(model) made before wrapping)"
+            )
+        model._mmaml_wrapped = True
         # {linear module name: its weight's parameter name}
         self.factored: dict[str, str] = {}
         if low_rank_linear:
@@ -278,11 +284,9 @@ class Learner(nn.Module):
             probes = {m: x.new_zeros(t, *shapes[m], out_features[m], requires_grad=True) for m in modules}
             pred, inputs = self._forward_factored(current, x, taus, kind, probes, capture=True)
             dense_names = list(current.dense)
-            grads = torch.autograd.grad(
-                loss_fn(pred, y).sum(),
-                [current.dense[n] for n in dense_names] + [probes[m] for m in modules],
-                create_graph=create_graph,
-            )
+            wrt = [current.dense[n] for n in dense_names] + [probes[m] for m in modules]
+            grads = zeros_for_unused(
+                torch.autograd.grad(loss_fn(pred, y).sum(), wrt, create_graph=create_graph, allow_unused=True), wrt)
             dense_grads = dict(zip(dense_names, grads[: len(dense_names)]))
             output_grads = dict(zip(modules, grads[len(dense_names):]))
             current = factored_step(current, dense_grads, output_grads, inputs, self.factored, lr, grad_clip, create_graph)

@@ -52,7 +52,7 @@ def plot_trajectories(rollouts: Rollouts, distribution: GoalDistribution, path: 
     goals = rollouts.goals.cpu()
     positions = [e.positions[:, :episodes].cpu() for e in rollouts.steps]  # [T, E, H+1, 2]
     everything = torch.cat([goals, *[p.reshape(-1, 2) for p in positions]])
-    low, high = everything.min(0).values - 0.3, everything.max(0).values + 0.3
+    low, high = (everything.min(0).values - 0.3).tolist(), (everything.max(0).values + 0.3).tolist()
     gx, gy = torch.meshgrid(torch.linspace(low[0], high[0], 120), torch.linspace(low[1], high[1], 120), indexing="xy")
     density = distribution.density(torch.stack([gx.reshape(-1), gy.reshape(-1)], dim=-1)).view_as(gx)
     fig, axes = plt.subplots(1, steps, figsize=(3.3 * steps, 3.4), squeeze=False)
@@ -63,7 +63,7 @@ def plot_trajectories(rollouts: Rollouts, distribution: GoalDistribution, path: 
             for e in range(positions[k].shape[1]):
                 xy = positions[k][t, e].numpy()
                 ax.plot(xy[:, 0], xy[:, 1], color=colors[t], lw=1, alpha=0.9)
-            ax.plot(goals[t, 0], goals[t, 1], marker="*", ms=12, color=colors[t], mec="k")
+            ax.plot(float(goals[t, 0]), float(goals[t, 1]), marker="*", ms=12, color=colors[t], mec="k")
         ax.set_title("after modulation" if k == 0 else f"after {k} step{'s' if k > 1 else ''}", fontsize=9)
         ax.set_xlim(low[0], high[0])
         ax.set_ylim(low[1], high[1])

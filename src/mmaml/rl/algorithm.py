@@ -59,7 +59,7 @@ class RLAlgorithm:
         row.update(surrogate_before=stats.loss_before, surrogate_after=stats.loss_after, kl=stats.kl,
                    backtracks=float(stats.backtracks), rejected_steps=float(not stats.accepted),
                    sample_seconds=timings["sample"], adapt_seconds=timings["adapt"],
-                   trpo_seconds=time.perf_counter() - started)
+                   trpo_seconds=time.perf_counter() - started, nonfinite=not stats.finite)
         return row
 
     def summarize(self, window: list[dict[str, float]]) -> dict[str, float]:

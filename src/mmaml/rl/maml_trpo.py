@@ -50,6 +50,7 @@ class TRPOStats:
     kl: float
     backtracks: int
     accepted: bool
+    finite: bool = True
 
 
 def surrogate(model: PolicyMetaLearner, rollouts: Rollouts, old_pred: Tensor | None,
@@ -123,7 +124,7 @@ def trpo_step(model: PolicyMetaLearner, rollouts: Rollouts, settings: TRPOSettin
     loss_before = float(loss.detach())
     old_pred = pred.detach()
     if not (curvature > 0 and math.isfinite(curvature)) or not torch.isfinite(direction).all():
-        return TRPOStats(loss_before, loss_before, 0.0, 0, False)
+        return TRPOStats(loss_before, loss_before, 0.0, 0, False, math.isfinite(loss_before) and math.isfinite(curvature))
     step = direction * math.sqrt(2 * settings.max_kl / curvature)
     start = torch.cat([p.detach().reshape(-1) for p in params])
 

@@ -30,6 +30,7 @@ class RunConfig:
     eval_tasks: int = 2000
     eval_seed: int = 20190601
     device: str = "auto"  # auto | cpu | cuda | cuda:N
+    max_nonfinite_steps: int = 10  # consecutive non-finite meta-batches after which training stops
 
     METHODS: typing.ClassVar[tuple[str, ...]] = METHODS
 
@@ -48,11 +49,13 @@ class RunConfig:
         bad = self.bad
         if self.method not in self.METHODS:
             bad("method", f"choose one of {', '.join(self.METHODS)}")
-        for key in ("iterations", "log_every", "checkpoint_every", "eval_tasks"):
+        for key in ("iterations", "log_every", "checkpoint_every", "eval_tasks", "max_nonfinite_steps"):
             if getattr(self, key) < 1:
                 bad(key, "must be at least 1")
         if not (self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:")):
             bad("device", "use auto, cpu, cuda or cuda:N")
+        if self.seed == self.eval_seed:
+            bad("seed", "equals eval_seed, so training would start on the test tasks; choose another seed or eval_seed")
         return self
 
 

@@ -31,21 +31,21 @@ class SupervisedAlgorithm:
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.meta_lr)
 
     def step(self) -> dict[str, float]:
-        """One meta-iteration: ``{"loss", "grad_norm"}`` (pre-clip norm; nan when skipped)."""
+        """One meta-iteration: ``{"loss", "grad_norm"}`` (pre-clip norm), with ``"nonfinite": True`` when skipped."""
         config = self.config
         batch = self.tasks.sample(config.meta_batch_size, self.generator).to(self.device)
         out = self.model(batch)
         self.optimizer.zero_grad(set_to_none=True)
         loss = float(out.loss.detach())
         if not math.isfinite(loss):
-            return {"loss": loss, "grad_norm": float("nan")}
+            return {"loss": loss, "grad_norm": float("nan"), "nonfinite": True}
         out.loss.backward()
         params = [p for p in self.model.parameters() if p.grad is not None]
         clip = config.grad_norm_clip if config.grad_norm_clip is not None else float("inf")
         norm = float(torch.nn.utils.clip_grad_norm_(params, clip))
         if not math.isfinite(norm):
             self.optimizer.zero_grad(set_to_none=True)
-            return {"loss": loss, "grad_norm": norm}
+            return {"loss": loss, "grad_norm": norm, "nonfinite": True}
         self.optimizer.step()
         return {"loss": loss, "grad_norm": norm}
 

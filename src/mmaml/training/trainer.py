@@ -11,7 +11,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from mmaml.errors import CheckpointError, ConfigError
+from mmaml.errors import CheckpointError, ConfigError, TrainingDiverged
 from mmaml.training.builder import resolve_device
 from mmaml.training.checkpoint import atomic_write_text, load_checkpoint, save_checkpoint
 from mmaml.training.config import RunConfig
@@ -21,7 +21,8 @@ from mmaml.training.run_lock import RunLock, ensure_free
 
 
 # Settings that do not change what is computed, so a resumed run may change them.
-RESUMABLE_KEYS = frozenset({"iterations", "device", "log_every", "checkpoint_every", "eval_tasks"})
+RESUMABLE_KEYS = frozenset({"iterations", "device", "log_every", "checkpoint_every", "eval_tasks",
+                            "max_nonfinite_steps"})
 
 
 class Algorithm(Protocol):
@@ -180,6 +181,7 @@ class Trainer:
         last_metrics = None
         window_start = time.perf_counter()
         interrupted = False
+        nonfinite = 0
         try:
             while self.iteration < end:
                 t0 = time.perf_counter()
@@ -190,7 +192,9 @@ class Trainer:
                 last_loss = metrics.get("loss")
                 last_metrics = metrics
                 bar.update(1)
-                if self.iteration % config.log_every == 0 or self.iteration == end:
+                nonfinite = nonfinite + 1 if metrics.get("nonfinite") else 0
+                diverged = nonfinite >= config.max_nonfinite_steps
+                if diverged or self.iteration % config.log_every == 0 or self.iteration == end:
                     now = time.perf_counter()
                     summary = self.algorithm.summarize(window)
                     log.log({
@@ -201,6 +205,14 @@ class Trainer:
                     })
                     bar.set_postfix(**self.algorithm.progress(summary))
                     window, window_start = [], now
+                if diverged:
+                    saved = _saved_iteration(checkpoint_path(self.run_dir))
+                    kept = (f"the checkpoint of iteration {saved} is kept" if saved is not None
+                            else "no checkpoint had been saved yet")
+                    raise TrainingDiverged(
+                        f"training diverged at iteration {self.iteration}: {nonfinite} consecutive meta-batches had a "
+                        f"non-finite loss or gradient; {kept}; lower meta_lr (or clip the inner gradients) and retrain "
+                        f"or --resume")
                 if self.iteration % config.checkpoint_every == 0 or self.iteration == end:
                     self.save()
         except KeyboardInterrupt:
@@ -209,6 +221,13 @@ class Trainer:
             bar.close()
             log.close()
         return TrainResult(self.run_dir, self.iteration, self.elapsed, last_loss, interrupted, last_metrics)
+
+
+def _saved_iteration(path: Path) -> int | None:
+    """The iteration of the checkpoint at ``path``, or None when there is none."""
+    if not path.exists():
+        return None
+    return int(load_checkpoint(path)["iteration"])
 
 
 def _stamp(path: Path) -> tuple[int, int] | None:
