@@ -76,3 +76,14 @@ def test_seed_equal_to_eval_seed_is_rejected():
         config = resolve(preset)
         with pytest.raises(ConfigError, match="eval_seed"):
             apply_overrides(config, {"seed": config.eval_seed}).validate()
+
+
+@pytest.mark.parametrize("modes, expected", [(["sinusoid", "linear"], ["hidden.0"]),
+                                             (["sinusoid", "linear", "quadratic"], ["hidden.0", "hidden.1", "hidden.2"])])
+def test_hand_written_config_modulates_the_papers_layers_for_its_mode_count(modes, expected):
+    from mmaml.training.builder import build_metalearner
+    from mmaml.training.config import RegressionConfig
+
+    config = RegressionConfig(modes=modes, meta_batch_size=6 * len(modes)).validate()
+    assert config.modulated_layers is None
+    assert list(build_metalearner(config).learner.sites) == expected

@@ -67,7 +67,7 @@ def build_metalearner(config: BaseConfig) -> GradientMetaLearner:
             return RegressionMLP(1, config.hidden_sizes, 1, config.bias_transformation, config.weight_init_std)
 
         inner["loss_fn"] = mse_per_task
-        sites = [f"hidden.{i}" for i in config.modulated_layers]
+        sites = [f"hidden.{i}" for i in config.modulated_hidden_layers]
         encoder = lambda: RecurrentTaskEncoder(  # noqa: E731
             2, config.encoder_hidden, config.encoder_layers, config.encoder_cell)
     if config.method == "maml":

@@ -109,7 +109,9 @@ class RegressionConfig(BaseConfig):
     """A multimodal regression run (paper defaults, Section 3.1)."""
 
     task: str = "regression"
-    modulated_layers: list[int] = field(default_factory=lambda: [0])  # hidden layer indices
+    # hidden layers MuMoMAML modulates; None: the paper's choice for the mode count
+    # (the first layer with 2 modes, all with more; see modulated_hidden_layers)
+    modulated_layers: typing.Optional[list[int]] = None
     # tasks
     modes: list[str] = field(default_factory=lambda: ["sinusoid", "linear"])
     num_support: int = 5
@@ -128,6 +130,13 @@ class RegressionConfig(BaseConfig):
     def mode_names(self) -> list[str]:
         return list(self.modes)
 
+    @property
+    def modulated_hidden_layers(self) -> list[int]:
+        """``modulated_layers``, or the authors' choice: the first hidden layer with 2 modes, all with more."""
+        if self.modulated_layers is not None:
+            return list(self.modulated_layers)
+        return [0] if len(self.modes) <= 2 else list(range(len(self.hidden_sizes)))
+
     def validate(self) -> "RegressionConfig":
         bad = self.bad
         if self.task != "regression":
@@ -138,9 +147,9 @@ class RegressionConfig(BaseConfig):
         super().validate()
         if not self.hidden_sizes or any(h < 1 for h in self.hidden_sizes):
             bad("hidden_sizes", "need at least one hidden layer, each of width >= 1")
-        if self.method == "mumomaml":
+        if self.method == "mumomaml" and self.modulated_layers is not None:
             if not self.modulated_layers:
-                bad("modulated_layers", "MuMoMAML needs at least one modulated hidden layer")
+                bad("modulated_layers", "MuMoMAML needs at least one modulated hidden layer (or null for the default)")
             out = [i for i in self.modulated_layers if not 0 <= i < len(self.hidden_sizes)]
             if out or len(set(self.modulated_layers)) != len(self.modulated_layers):
                 bad("modulated_layers", f"each must be a distinct hidden-layer index in 0..{len(self.hidden_sizes) - 1}")
