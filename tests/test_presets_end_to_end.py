@@ -52,3 +52,23 @@ def test_readme_python_example_runs():
     namespace: dict = {}
     exec(compile(code.replace("range(1000)", "range(3)"), "README.md", "exec"), namespace)
     assert namespace["loss"].item() > 0
+
+
+@pytest.mark.parametrize("preset", sorted(p for p in PRESETS if p.startswith("rl-")))
+def test_every_rl_preset_trains_and_evaluates_per_mode(tmp_path, preset):
+    """One small iteration of each meta-RL preset through the CLI, then returns by step for every goal mode."""
+    from mmaml.training.presets import resolve
+
+    modes = resolve(preset).validate().mode_names
+    run_dir = tmp_path / preset
+    small = ["--set", f"meta_batch_size={len(modes)}", "--set", "episodes_per_task=2", "--set", "hidden_sizes=[8]",
+             "--set", "encoder_hidden=8", "--set", "embedding_dim=8"]
+    assert main(["train", preset, "--out", str(run_dir), "--iterations", "1", "--no-progress", "--no-tensorboard",
+                 *small]) == 0
+    assert main(["eval", str(run_dir), "--tasks", str(2 * len(modes)), "--steps", "1"]) == 0
+    result = json.loads((run_dir / "eval.json").read_text())
+    assert list(result["per_mode"]) == modes
+    assert all(m["num_tasks"] == 2 for m in result["per_mode"].values())
+    assert len(result["returns_by_step"]) == 2
+    zero = result["reference_returns"]["zero_action"]["mean"]
+    assert all(r["mean"] < 0 for r in result["returns_by_step"]) and zero < 0

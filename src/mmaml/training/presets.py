@@ -87,8 +87,9 @@ def _classification() -> dict[str, dict[str, Any]]:
 RL_ENVS = {
     "navigation": {"env": "navigation-bimodal"},
     "navigation-unimodal": {"env": "navigation"},
+    # 6 modes: a meta-batch of 42, the multiple of 6 nearest 40, so each mode has as many tasks
     **{f"pointmass-{n}modes": {"env": f"pointmass-{n}modes", "inner_lr": 0.01, "inner_steps": 2,
-                               "iterations": 400} for n in (2, 4, 6)},
+                               "iterations": 400, "meta_batch_size": 42 if n == 6 else 40} for n in (2, 4, 6)},
 }
 
 
