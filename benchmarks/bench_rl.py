@@ -261,7 +261,7 @@ def bench_iterations(args) -> dict:
         config = (apply_overrides(config, overrides) if overrides else config).validate()
         configs[preset] = config
         t0 = time.perf_counter()
-        algos[preset] = RLAlgorithm(config, torch.device("cpu"), torch.Generator().manual_seed(0))
+        algos[preset] = RLAlgorithm(config, torch.device(args.device), torch.Generator().manual_seed(0))
         build_seconds[preset] = time.perf_counter() - t0
     for preset in presets:
         t0 = time.perf_counter()
@@ -346,6 +346,7 @@ def main() -> int:
                         help="steps per block of the gymnasium variants (whole episodes)")
     parser.add_argument("--batched-rounds", type=int, default=50,
                         help=f"rounds of {TASKS}x{EPISODES} episodes per block of the batched env")
+    parser.add_argument("--device", default="cpu", help="device of the meta-iterations (cpu, cuda); envs: CPU")
     parser.add_argument("--skip-envs", action="store_true")
     parser.add_argument("--skip-iterations", action="store_true")
     parser.add_argument("--json", help="also write the results to this file")
