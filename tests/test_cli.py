@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from mmaml.cli.main import main
+from mmaml.training.checkpoint import load_checkpoint
 
 TINY = ["--set", "hidden_sizes=[16,16]", "--set", "meta_batch_size=4", "--set", "encoder_hidden=8",
         "--set", "log_every=2", "--no-progress"]
@@ -54,7 +55,7 @@ def test_train_writes_config_metrics_checkpoint_and_tensorboard(trained):
     rows = (trained / "metrics.csv").read_text().splitlines()
     assert rows[0].startswith("iteration,loss") and [r.split(",")[0] for r in rows[1:]] == ["2", "4"]
     assert any(p.name.startswith("events.out.tfevents") for p in (trained / "tensorboard").iterdir())
-    state = torch.load(trained / "checkpoint.pt", weights_only=False)
+    state = load_checkpoint(trained / "checkpoint.pt")
     assert state["iteration"] == 4 and state["config"]["hidden_sizes"] == [16, 16]
 
 

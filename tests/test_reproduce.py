@@ -14,6 +14,7 @@ from mmaml.training.presets import resolve
 from mmaml.training.run_lock import RunLock
 from mmaml.training.trainer import Trainer
 from mmaml.training.config import apply_overrides
+from mmaml.training.checkpoint import load_checkpoint
 
 ARGS = ["--modes", "2", "--eval-tasks", "40", "--no-progress"]
 
@@ -69,8 +70,8 @@ def test_interrupted_row_resumes_to_the_uninterrupted_result(tmp_path):
     assert row_status(part / preset, 40).iteration == 2
     for d in (full, part):
         assert main(["reproduce", "table1", "--out", str(d), "--iterations", "4", "--rows", "film", *ARGS]) == 0
-    a = torch.load(full / preset / "checkpoint.pt", weights_only=False)
-    b = torch.load(part / preset / "checkpoint.pt", weights_only=False)
+    a = load_checkpoint(full / preset / "checkpoint.pt")
+    b = load_checkpoint(part / preset / "checkpoint.pt")
     assert a["iteration"] == b["iteration"] == 4
     for k in a["model"]:
         assert torch.equal(a["model"][k], b["model"][k]), k

@@ -7,6 +7,7 @@ import torch
 
 from mmaml.cli.main import main
 from mmaml.training.metrics_log import read_metrics
+from mmaml.training.checkpoint import load_checkpoint
 
 TINY = ["--set", "meta_batch_size=4", "--set", "episodes_per_task=2", "--set", "hidden_sizes=[8]",
         "--set", "encoder_hidden=8", "--set", "embedding_dim=8", "--set", "checkpoint_every=2",
@@ -42,8 +43,8 @@ def test_rl_train_resume_eval_compare_plot(tmp_path, capsys):
     assert main(["train", "rl-navigation-mumomaml", "--out", str(part), "--iterations", "2", *TINY]) == 0
     torch.manual_seed(99)  # a fresh process would not share the global RNG state
     assert main(["train", "rl-navigation-mumomaml", "--out", str(part), "--iterations", "4", "--resume", *TINY]) == 0
-    a = torch.load(full / "checkpoint.pt", weights_only=False)["model"]
-    b = torch.load(part / "checkpoint.pt", weights_only=False)["model"]
+    a = load_checkpoint(full / "checkpoint.pt")["model"]
+    b = load_checkpoint(part / "checkpoint.pt")["model"]
     for k in a:
         assert torch.equal(a[k], b[k]), k
     rows = read_metrics(part)

@@ -16,6 +16,7 @@ from mmaml.training.metrics_log import read_metrics
 from mmaml.training.presets import resolve
 from mmaml.training.run_lock import RunLock, lock_holder
 from mmaml.training.trainer import Trainer
+from mmaml.training.checkpoint import load_checkpoint
 
 SMALL = {"hidden_sizes": [16, 16], "meta_batch_size": 6, "encoder_hidden": 8, "log_every": 1,
          "checkpoint_every": 3, "iterations": 8}
@@ -45,7 +46,7 @@ def test_resume_from_last_checkpoint_drops_later_metric_rows(tmp_path):
     t = Trainer(config(checkpoint_every=4), tmp_path / "r", progress=False, tensorboard=False)
     t.train(stop_after=6)  # checkpoint at 4 and (stop) 6
     ckpt = (tmp_path / "r" / "checkpoint.pt")
-    state = torch.load(ckpt, weights_only=False)
+    state = load_checkpoint(ckpt)
     assert state["iteration"] == 6
     # simulate a crash after iteration 6 had been logged but with the checkpoint still at 4
     t4 = Trainer(config(checkpoint_every=4), tmp_path / "r4", progress=False, tensorboard=False)
@@ -145,7 +146,7 @@ def test_a_trainer_refuses_a_checkpoint_that_changed_after_it_loaded(tmp_path):
     with pytest.raises(CheckpointError, match="changed after this run was loaded"):
         stale.train()
     assert (run / "checkpoint.pt").read_bytes() == newer
-    assert torch.load(run / "checkpoint.pt", weights_only=False)["iteration"] == 6
+    assert load_checkpoint(run / "checkpoint.pt")["iteration"] == 6
 
 
 def test_the_lock_of_a_killed_trainer_does_not_outlive_it(tmp_path):
@@ -179,7 +180,49 @@ def test_a_diverging_run_stops_keeps_its_last_checkpoint_and_says_so(tmp_path, c
     rows = read_metrics(run)
     assert rows[-1]["iteration"] == stopped  # the log goes as far as the message says
     assert sum(r["skipped_steps"] for r in rows[-3:]) == 3
-    state = torch.load(run / "checkpoint.pt", weights_only=False)
+    state = load_checkpoint(run / "checkpoint.pt")
     assert state["iteration"] <= stopped - 3 + 1  # saved before the non-finite streak, not after
     assert f"iteration {state['iteration']} is kept" in err
     assert all(torch.isfinite(v).all() for v in state["model"].values())
+
+
+def _trained(tmp_path, name="r"):
+    run = tmp_path / name
+    Trainer(config(iterations=2, checkpoint_every=2), run, progress=False, tensorboard=False).train()
+    return run
+
+
+def test_a_corrupted_or_truncated_checkpoint_is_refused_by_name(tmp_path):
+    from mmaml.cli.main import main
+
+    run = _trained(tmp_path)
+    ckpt = run / "checkpoint.pt"
+    good = ckpt.read_bytes()
+    middle = len(good) // 2
+    flipped = good[:middle] + bytes(b ^ 0xFF for b in good[middle:middle + 64]) + good[middle + 64:]
+    for damaged, why in ((flipped, "corrupt"), (good[:-100], "truncated")):
+        ckpt.write_bytes(damaged)
+        with pytest.raises(CheckpointError, match=why) as err:
+            load_checkpoint(ckpt)
+        assert str(ckpt) in str(err.value)
+        assert main(["eval", str(run), "--tasks", "4"]) == 2
+        assert not (run / "eval.json").exists()
+    ckpt.write_bytes(good)
+    assert load_checkpoint(ckpt)["iteration"] == 2
+
+
+def test_a_checkpoint_of_another_run_is_refused(tmp_path):
+    from mmaml.training.run_dir import load_run
+
+    film = _trained(tmp_path, "film")
+    other = tmp_path / "maml"
+    Trainer(config(method="maml", iterations=2, checkpoint_every=2), other, progress=False, tensorboard=False).train()
+    (film / "checkpoint.pt").write_bytes((other / "checkpoint.pt").read_bytes())
+    with pytest.raises(CheckpointError, match="does not belong"):
+        load_run(film)
+
+
+def test_version_1_checkpoints_still_load(tmp_path):
+    path = tmp_path / "old.pt"
+    torch.save({"format": "mmaml-checkpoint", "version": 1, "iteration": 7}, path)
+    assert load_checkpoint(path)["iteration"] == 7

@@ -16,6 +16,10 @@ from mmaml.tasks.regression import FAMILIES
 
 METHODS = ("maml", "multi_maml", "mumomaml")
 
+# Settings that do not change what is computed, so a resumed run may change them.
+RESUMABLE_KEYS = frozenset({"iterations", "device", "log_every", "checkpoint_every", "eval_tasks",
+                            "max_nonfinite_steps"})
+
 
 @dataclass
 class RunConfig:

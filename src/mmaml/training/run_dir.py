@@ -11,7 +11,7 @@ from mmaml.errors import CheckpointError, ConfigError
 from mmaml.metalearners import GradientMetaLearner
 from mmaml.training.builder import build_metalearner, resolve_device
 from mmaml.training.checkpoint import CHECKPOINT_NAME, load_checkpoint
-from mmaml.training.config import BaseConfig, config_from_dict
+from mmaml.training.config import RESUMABLE_KEYS, BaseConfig, config_from_dict
 
 CONFIG_NAME = "config.yaml"
 
@@ -31,6 +31,22 @@ def config_from_state(state: dict, source: Path) -> BaseConfig:
         raise CheckpointError(f"checkpoint {source} holds no valid config ({exc}); retrain") from None
 
 
+def check_config_file(run_dir: Path, config: BaseConfig, source: Path) -> None:
+    """Refuse a checkpoint that belongs to another run than the folder's ``config.yaml`` describes."""
+    written = Path(run_dir) / CONFIG_NAME
+    if not written.is_file():
+        return
+    try:
+        folder = config_from_dict(yaml.safe_load(written.read_text()) or {}).to_dict()
+    except (ConfigError, yaml.YAMLError, AttributeError):
+        raise CheckpointError(f"{written} is not a valid run config; restore it, or delete it to use the "
+                              f"checkpoint's own config") from None
+    differs = sorted(k for k, v in config.to_dict().items() if k not in RESUMABLE_KEYS and folder.get(k) != v)
+    if differs:
+        raise CheckpointError(f"checkpoint {source} does not belong to the run in {written} ({', '.join(differs)} "
+                              "differ); put the checkpoint back in its own run folder")
+
+
 def load_run(run_dir: Path, device: str | None = None) -> tuple[BaseConfig, GradientMetaLearner, dict]:
     """Rebuild the trained meta-learner of ``run_dir`` (on ``device`` or the config's)."""
     run_dir = Path(run_dir)
@@ -39,6 +55,7 @@ def load_run(run_dir: Path, device: str | None = None) -> tuple[BaseConfig, Grad
     path = checkpoint_path(run_dir)
     state = load_checkpoint(path)
     config = config_from_state(state, path)
+    check_config_file(run_dir, config, path)
     model = build_metalearner(config)
     try:
         model.load_state_dict(state["model"])

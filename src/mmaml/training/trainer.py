@@ -14,15 +14,12 @@ from tqdm.auto import tqdm
 from mmaml.errors import CheckpointError, ConfigError, TrainingDiverged
 from mmaml.training.builder import resolve_device
 from mmaml.training.checkpoint import atomic_write_text, load_checkpoint, save_checkpoint
-from mmaml.training.config import RunConfig
+from mmaml.training.config import RESUMABLE_KEYS, RunConfig
 from mmaml.training.metrics_log import MetricsLog
 from mmaml.training.run_dir import CONFIG_NAME, checkpoint_path, config_from_state, config_to_yaml, seed_everything
 from mmaml.training.run_lock import RunLock, ensure_free
 
 
-# Settings that do not change what is computed, so a resumed run may change them.
-RESUMABLE_KEYS = frozenset({"iterations", "device", "log_every", "checkpoint_every", "eval_tasks",
-                            "max_nonfinite_steps"})
 
 
 class Algorithm(Protocol):
