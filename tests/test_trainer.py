@@ -226,3 +226,36 @@ def test_version_1_checkpoints_still_load(tmp_path):
     path = tmp_path / "old.pt"
     torch.save({"format": "mmaml-checkpoint", "version": 1, "iteration": 7}, path)
     assert load_checkpoint(path)["iteration"] == 7
+
+
+def test_a_full_disk_during_a_save_keeps_the_previous_checkpoint(tmp_path, capsys, monkeypatch):
+    import errno
+
+    import mmaml.training.checkpoint as checkpoint
+    from mmaml.cli.main import main
+
+    run = tmp_path / "r"
+    args = ["train", "regression-2modes-maml", "--out", str(run), "--no-progress", "--no-tensorboard",
+            "--set", "hidden_sizes=[8]", "--set", "meta_batch_size=2", "--set", "checkpoint_every=2"]
+    assert main([*args, "--iterations", "2"]) == 0
+    before = (run / "checkpoint.pt").read_bytes()
+    real_fsync = checkpoint.os.fsync
+    calls = []
+
+    def full_disk(fd):  # only the checkpoint's temporary file hits the full disk
+        if ".checkpoint.pt." not in os.readlink(f"/proc/self/fd/{fd}"):
+            return real_fsync(fd)
+        calls.append(fd)
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(checkpoint.os, "fsync", full_disk)
+    capsys.readouterr()
+    assert main([*args, "--iterations", "6", "--resume"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(calls) == 1 and len(err.splitlines()) == 1 and "no space left" in err
+    assert load_checkpoint(run / "checkpoint.pt")["iteration"] == 2
+    assert (run / "checkpoint.pt").read_bytes() == before
+    assert not [p for p in run.iterdir() if p.name.endswith(".tmp")]
+    monkeypatch.setattr(checkpoint.os, "fsync", real_fsync)
+    assert main([*args, "--iterations", "6", "--resume"]) == 0
+    assert load_checkpoint(run / "checkpoint.pt")["iteration"] == 6

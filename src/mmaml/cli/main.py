@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import signal
 import sys
 import threading
@@ -155,6 +156,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"mmaml: error: {exc}", file=sys.stderr)
         return 3
     except OSError as exc:  # a path that cannot be read or written
+        if exc.errno == errno.ENOSPC:
+            print("mmaml: error: no space left on the device while writing; the previous checkpoint is intact: "
+                  "free some space and rerun with --resume", file=sys.stderr)
+            return 2
         where = f" ({exc.filename})" if exc.filename else ""
         print(f"mmaml: error: {exc.strerror or exc}{where}; check the path and its permissions", file=sys.stderr)
         return 2
