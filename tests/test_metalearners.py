@@ -104,3 +104,37 @@ def test_maml_bias_transformation_is_adapted():
     out = model(tasks())
     bt = out.adapted_params["bias_transformation"]
     assert bt.shape == (6, 4) and not torch.allclose(bt[0], bt[1])
+
+
+def test_mean_ci95_by_hand():
+    from mmaml.training.evaluation import mean_ci95
+
+    result = mean_ci95(torch.tensor([1.0, 2.0, 3.0, 4.0]))
+    # std (n - 1) = sqrt(5/3) = 1.290994; 1.96 * 1.290994 / sqrt(4) = 1.265174
+    assert abs(result["mean"] - 2.5) < 1e-12 and abs(result["ci95"] - 1.2651741) < 1e-6
+
+
+def test_recurrent_encoder_embedding_is_last_forward_and_first_backward_output():
+    """Against two unidirectional LSTMs carrying the bidirectional one's weights, run by hand."""
+    from torch import nn
+
+    from mmaml.core.task_encoder import RecurrentTaskEncoder
+
+    torch.manual_seed(0)
+    encoder = RecurrentTaskEncoder(input_dim=2, hidden_size=5, num_layers=2)
+    x, y = torch.randn(3, 4, 1), torch.randn(3, 4, 1)
+    seq = torch.cat([x, y], -1)
+
+    def direction(layer: int, suffix: str, inputs):
+        lstm = nn.LSTM(inputs.shape[-1], 5, batch_first=True)
+        for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
+            getattr(lstm, f"{name}_l0").data.copy_(getattr(encoder.rnn, f"{name}_l{layer}{suffix}"))
+        return lstm(inputs)[0]
+
+    fwd1 = direction(0, "", seq)
+    bwd1 = direction(0, "_reverse", seq.flip(1)).flip(1)
+    layer2_in = torch.cat([fwd1, bwd1], -1)
+    fwd2 = direction(1, "", layer2_in)
+    bwd2 = direction(1, "_reverse", layer2_in.flip(1)).flip(1)
+    expected = torch.cat([fwd2[:, -1], bwd2[:, 0]], -1)
+    torch.testing.assert_close(encoder(x, y), expected)
