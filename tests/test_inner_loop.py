@@ -126,8 +126,62 @@ def test_meta_parameters_are_never_mutated():
         assert torch.equal(v, before[k]), k
 
 
-def test_zero_steps_is_the_prior():
+def test_zero_steps_is_the_modulated_prior_computed_by_hand():
+    """No inner step: the query loss is the FiLM-modulated MLP's, written out without hooks or vmap."""
     model = build("film")
     b = batch()
     out = model(b, steps=0, with_prior=True)
-    torch.testing.assert_close(out.query_loss, out.prior_query_loss)
+    taus, _ = model.task_modulation(b)
+    mlp = model.learner.model
+    losses = []
+    for t in range(b.num_tasks):
+        h = b.query_x[t]
+        for i, layer in enumerate(mlp.hidden):
+            h = h @ layer.weight.T + layer.bias
+            if f"hidden.{i}" in taus:
+                gamma, beta = taus[f"hidden.{i}"][t].chunk(2)
+                h = h * (1 + gamma) + beta
+            h = torch.relu(h)
+        pred = h @ mlp.output.weight.T + mlp.output.bias
+        losses.append(((pred - b.query_y[t]) ** 2).mean())
+    torch.testing.assert_close(out.query_loss, torch.stack(losses))
+    torch.testing.assert_close(out.prior_query_loss, torch.stack(losses))
+    assert not torch.allclose(model(b, steps=1).query_loss, out.query_loss)
+
+
+def test_full_mumomaml_meta_gradient_matches_finite_differences_with_the_clamp_active():
+    """Directional derivatives of the meta-loss along random directions, for the learner's parameters and
+    for the encoder + modulation network's, against central differences (float64, clamp engaged)."""
+    from torch.nn.utils import parameters_to_vector, vector_to_parameters
+
+    torch.manual_seed(5)
+    net = torch.nn.Sequential(torch.nn.Linear(1, 6), torch.nn.Tanh(), torch.nn.Linear(6, 6), torch.nn.Tanh(),
+                              torch.nn.Linear(6, 1))
+    learner = Learner(net, modulate=["0", "2"])
+    model = MuMoMAML(learner, RecurrentTaskEncoder(2, 3, num_layers=1), "film", inner_lr=0.1, inner_steps=2,
+                     inner_grad_clip=0.2).double()
+    b = batch(6, seed=2)
+    b = type(b)(**{k: (v.double() if v.is_floating_point() else v) for k, v in b.__dict__.items()})
+    unclamped = MuMoMAML(learner, model.task_encoder, "film", inner_lr=0.1, inner_steps=2, inner_grad_clip=None)
+    unclamped.modulation_network = model.modulation_network
+    with torch.no_grad():
+        assert abs(float(model(b).loss) - float(unclamped(b).loss)) > 1e-3  # the clamp changes the result
+    groups = {"learner": list(model.learner.parameters()),
+              "encoder+modulation": list(model.task_encoder.parameters()) + list(model.modulation_network.parameters())}
+    for name, params in groups.items():
+        grad = parameters_to_vector(torch.autograd.grad(model(b).loss, params))
+        start = parameters_to_vector(params).detach().clone()
+        generator = torch.Generator().manual_seed(0)
+        for _ in range(3):
+            d = torch.randn(start.shape, generator=generator, dtype=torch.float64)
+            eps = 1e-6
+            with torch.no_grad():
+                vector_to_parameters(start + eps * d, params)
+            up = float(model(b).loss.detach())
+            with torch.no_grad():
+                vector_to_parameters(start - eps * d, params)
+            down = float(model(b).loss.detach())
+            with torch.no_grad():
+                vector_to_parameters(start, params)
+            numeric = (up - down) / (2 * eps)
+            assert abs(numeric - float(grad @ d)) <= 1e-6 + 1e-5 * abs(numeric), (name, numeric, float(grad @ d))
