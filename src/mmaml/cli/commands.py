@@ -274,6 +274,28 @@ def cmd_demo(args) -> int:
     return 0
 
 
+def cmd_data(args) -> int:
+    """``mmaml data list`` / ``mmaml data fetch NAME``."""
+    from mmaml.data.paths import data_root
+    from mmaml.data.registry import DATASETS, FETCHERS, NO_FETCHER
+
+    root = data_root(args.root)
+    if args.action == "list":
+        print(f"data folder: {root}")
+        for name in DATASETS:
+            how = f"mmaml data fetch {name}" if name in FETCHERS else NO_FETCHER[name]
+            print(f"  {name:<22} {how}")
+        return 0
+    if args.name not in FETCHERS:
+        why = NO_FETCHER.get(args.name)
+        raise ConfigError(f"no download for {args.name!r}: {why}" if why else
+                          f"unknown data set {args.name!r}; choose one of {', '.join(FETCHERS)}")
+    root.mkdir(parents=True, exist_ok=True)
+    FETCHERS[args.name](root)
+    print(f"{args.name}: downloaded and verified in {root}")
+    return 0
+
+
 def cmd_reproduce(args) -> int:
     if args.what == "table1":
         return reproduce_table1(args)

@@ -1,4 +1,4 @@
-"""The ``mmaml`` command line: train, eval, compare, plot, presets, demo, reproduce."""
+"""The ``mmaml`` command line: train, eval, compare, plot, presets, demo, reproduce, data."""
 
 from __future__ import annotations
 
@@ -88,6 +88,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--compare", nargs="*", type=Path, default=[], metavar="DIR", help="more runs drawn on the same tasks")
     p.add_argument("--out", type=Path, metavar="FIGDIR", help="where the PNGs go (default: DIR/figures)")
 
+    p = sub.add_parser("data", help="list the image data sets, or download one (checksums verified)")
+    data = p.add_subparsers(dest="action", metavar="ACTION", parser_class=_Parser)
+    data.required = True
+    d = data.add_parser("list", help="the data sets, whether each is in the data folder, and how to get it")
+    d.add_argument("--root", type=Path, metavar="DIR", help="data folder (default: $MMAML_DATA or ~/.mmaml/data)")
+    d = data.add_parser("fetch", help="download a data set's official archives into the data folder and verify them")
+    d.add_argument("name", metavar="NAME")
+    d.add_argument("--root", type=Path, metavar="DIR", help="data folder (default: $MMAML_DATA or ~/.mmaml/data)")
+
     p = sub.add_parser("demo", help="short 2-mode run of MAML, Multi-MAML and MuMoMAML-FiLM, side by side")
     p.add_argument("--out", type=Path, default=Path("runs/demo"), metavar="DIR")
     p.add_argument("--iterations", type=_positive_int, default=DEMO_ITERATIONS, metavar="N")
@@ -130,6 +139,7 @@ COMMANDS = {
     "compare": commands.cmd_compare,
     "plot": commands.cmd_plot,
     "demo": commands.cmd_demo,
+    "data": commands.cmd_data,
     "reproduce": commands.cmd_reproduce,
 }
 

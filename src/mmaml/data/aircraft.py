@@ -30,7 +30,7 @@ def load(root: Path, cache_dir: Path, size: int = 84) -> ImageClasses:
     folder = Path(root) / "fgvc-aircraft-2013b" / "data"
     variants_file = folder / "variants.txt"
     if not variants_file.is_file():
-        raise DataError(f"missing {variants_file}; download FGVC-Aircraft with mmaml.data.aircraft.fetch(root)")
+        raise DataError(f"missing {variants_file}; download FGVC-Aircraft with 'mmaml data fetch aircraft --root DIR'")
     variants = [v.strip() for v in variants_file.read_text().splitlines() if v.strip()]
     members: dict[str, list[str]] = {v: [] for v in variants}
     for part in ("trainval", "test"):

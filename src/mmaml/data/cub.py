@@ -23,7 +23,7 @@ def fetch(root: Path) -> None:
 
 def _table(path: Path) -> list[list[str]]:
     if not path.is_file():
-        raise DataError(f"missing {path}; download CUB-200-2011 with mmaml.data.cub.fetch(root)")
+        raise DataError(f"missing {path}; download CUB-200-2011 with 'mmaml data fetch cub --root DIR'")
     return [line.split(maxsplit=1) for line in path.read_text().splitlines() if line.strip()]
 
 

@@ -31,7 +31,7 @@ def fetch(root: Path) -> None:
 
 def _read(path: Path) -> dict:
     if not path.is_file():
-        raise DataError(f"missing {path}; download CIFAR-100 (python version) with mmaml.data.fc100.fetch(root)")
+        raise DataError(f"missing {path}; download CIFAR-100 (python version) with 'mmaml data fetch fc100 --root DIR'")
     try:
         with path.open("rb") as f:
             return pickle.load(f, encoding="latin1")

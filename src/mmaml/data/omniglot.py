@@ -111,7 +111,7 @@ def _sources(root: Path) -> list[tuple[str, str, object]]:
         else:
             raise DataError(
                 f"Omniglot not found: no {name}.npz, {name}.zip or {name}/ in {folder}; "
-                "download it with mmaml.data.omniglot.fetch(root) or point --data-dir/MMAML_DATA at a copy"
+                "download it with 'mmaml data fetch omniglot --root DIR' or point --set data_dir=DIR (or MMAML_DATA) at a copy"
             )
     return found
 

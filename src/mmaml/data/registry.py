@@ -43,6 +43,23 @@ DATASETS: dict[str, DatasetSpec] = {
 }
 
 
+# Data sets with a download helper (``mmaml data fetch NAME``): each fetches its official archive(s) into
+# the data folder and verifies the published checksum. mini-ImageNet has no official archive; Double
+# Fashion-MNIST is built from Fashion-MNIST (Debian package dataset-fashion-mnist).
+FETCHERS: dict[str, Callable[[Path], None]] = {
+    "omniglot": omniglot.fetch,
+    "tiny_imagenet": tiny_imagenet.fetch,
+    "fc100": fc100.fetch,
+    "cub": cub.fetch,
+    "aircraft": aircraft.fetch,
+}
+NO_FETCHER = {
+    "mini_imagenet": "no official archive: put the Ravi & Larochelle images and csv files in mini-imagenet/",
+    "double_fashion_mnist": "built from Fashion-MNIST: apt-get install dataset-fashion-mnist, or its idx files in "
+                            "fashion-mnist/",
+}
+
+
 def limit_per_class(data: ImageClasses, n: int | None) -> ImageClasses:
     """The first ``n`` images of every class (all when ``n`` is None)."""
     if n is None or int(data.counts().max()) <= n:

@@ -29,7 +29,7 @@ def _folder(root: Path) -> Path:
         if (candidate / "wnids.txt").is_file():
             return candidate
     raise DataError(f"Tiny ImageNet not found: no tiny-imagenet-200/wnids.txt under {root}; "
-                    "download it with mmaml.data.tiny_imagenet.fetch(root) or point --data-dir/MMAML_DATA at a copy")
+                    "download it with 'mmaml data fetch tiny_imagenet --root DIR' or point --set data_dir=DIR (or MMAML_DATA) at a copy")
 
 
 def load(root: Path, cache_dir: Path, size: int = 32, per_class: int | None = None) -> ImageClasses:
