@@ -76,7 +76,8 @@ def test_rl_train_resume_eval_compare_plot(tmp_path, capsys):
 
     assert main(["plot", str(full), "--compare", str(maml), "--out", str(tmp_path / "fig")]) == 0
     names = sorted(p.name for p in (tmp_path / "fig").iterdir())
-    assert names == ["adaptation_curve.png", "trajectories_full.png", "trajectories_maml.png", "tsne_full.png"]
+    assert names == ["adaptation_curve.png", "learning_curves.png", "trajectories_full.png", "trajectories_maml.png",
+                     "tsne_full.png"]
 
 
 def test_rl_run_cannot_be_compared_with_regression_run(tmp_path, capsys):

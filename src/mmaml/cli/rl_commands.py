@@ -81,7 +81,7 @@ def rl_compare(runs: Sequence[Path], loaded, num_tasks: int | None, seed: int | 
 def rl_plot(run_dirs: Sequence[Path], loaded, out_dir: Path) -> list[Path]:
     """Adaptation curves of all runs (Figure 3a-c), each run's trajectories (Figure 3d), each MuMoMAML run's t-SNE."""
     from mmaml.errors import ConfigError
-    from mmaml.plotting.figure3 import plot_adaptation_curves, plot_trajectories
+    from mmaml.plotting.figure3 import plot_adaptation_curves, plot_return_curves, plot_trajectories
     from mmaml.plotting.tsne import plot_embedding_tsne
     from mmaml.rl.builder import build_env
     from mmaml.rl.envs.registry import make_goals
@@ -106,6 +106,10 @@ def rl_plot(run_dirs: Sequence[Path], loaded, out_dir: Path) -> list[Path]:
     iters = ", ".join(f"{int(s['iteration']):,}" for _, _, s in loaded)
     paths.append(plot_adaptation_curves(results, out_dir / "adaptation_curve.png",
                                         f"{first.env} ({iters} meta-iterations)"))
+    curves = plot_return_curves({_label(d, c): d for d, (c, _, _) in zip(run_dirs, loaded)},
+                                out_dir / "learning_curves.png", f"meta-training on {first.env}")
+    if curves is not None:
+        paths.append(curves)
     for d, (config, model, state) in zip(run_dirs, loaded):
         name = Path(d).resolve().name
         generator = torch.Generator().manual_seed(PLOT_SEED)
@@ -123,5 +127,6 @@ def rl_plot(run_dirs: Sequence[Path], loaded, out_dir: Path) -> list[Path]:
                 r = adaptation_rollouts(model, config, build_env(config), goals[part], mode[part], 0, generator)
                 embeddings.append(r.embedding.cpu())
             paths.append(plot_embedding_tsne(torch.cat(embeddings), mode, distribution.modes, out_dir / f"tsne_{name}.png",
-                                             f"t-SNE of task embeddings, {first.env}"))
+                                             f"t-SNE of task embeddings, {first.env}, "
+                                             f"{int(state['iteration']):,} meta-iterations"))
     return paths

@@ -73,3 +73,39 @@ def plot_trajectories(rollouts: Rollouts, distribution: GoalDistribution, path: 
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return Path(path)
+
+
+def plot_return_curves(runs: Mapping[str, Path], path: Path, title: str, window: int = 10) -> Path | None:
+    """Meta-training curves: the meta-batch's average return before (dashed) and after the inner steps (solid),
+    as running medians of ``window`` logged values, one colour per run. None when no run logged anything."""
+    from mmaml.plotting.curves import running_median
+    from mmaml.training.metrics_log import read_metrics
+
+    fig, ax = plt.subplots(figsize=(7, 4))
+    drawn = False
+    for i, (name, run_dir) in enumerate(runs.items()):
+        if not (Path(run_dir) / "metrics.csv").exists():
+            continue
+        rows = read_metrics(run_dir)
+        steps = sorted(k for k in rows[0] if k.startswith("return_step")) if rows else []
+        if not steps:
+            continue
+        x = [r["iteration"] for r in rows]
+        color = f"C{i}"
+        ax.plot(x, running_median([r[steps[0]] for r in rows], window), ls="--", lw=1, color=color,
+                label=f"{name}: before the inner steps")
+        ax.plot(x, running_median([r[steps[-1]] for r in rows], window), lw=1.2, color=color,
+                label=f"{name}: after {len(steps) - 1} inner step{'s' if len(steps) > 2 else ''}")
+        drawn = True
+    if not drawn:
+        plt.close(fig)
+        return None
+    ax.set_xlabel("meta-iteration")
+    ax.set_ylabel(f"average return of the meta-batch\n(running median of {window} logs)")
+    ax.set_title(title)
+    ax.legend(fontsize=7)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return Path(path)
