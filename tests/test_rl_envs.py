@@ -109,6 +109,7 @@ def test_point_mass_random_start_range_and_seed():
 # --- gymnasium registration ------------------------------------------------------------------
 
 GYM_IDS = [spec.gym_id for spec in ENVIRONMENTS.values()]
+PLANAR = sorted(name for name, spec in ENVIRONMENTS.items() if not spec.mujoco)  # the half-cheetah: test_rl_cheetah
 
 
 @pytest.mark.filterwarnings("ignore:.*infinity:UserWarning", "ignore:.*symmetric and normalized:UserWarning")
@@ -116,7 +117,8 @@ GYM_IDS = [spec.gym_id for spec in ENVIRONMENTS.values()]
 def test_check_env(gym_id):
     register_envs()  # idempotent
     env = gymnasium.make(gym_id)
-    check_env(env.unwrapped)
+    # no display here: the half-cheetah's rendering is gymnasium's own MuJoCo code, not ours
+    check_env(env.unwrapped, skip_render_check=gym_id.startswith("mmaml/HalfCheetah"))
     assert env.spec.max_episode_steps == 100
 
 
@@ -127,6 +129,8 @@ def test_registered_ids_and_names():
         "pointmass-2modes",
         "pointmass-4modes",
         "pointmass-6modes",
+        "cheetah-speed",
+        "cheetah-location",
     }
     assert set(GYM_IDS) <= set(gymnasium.registry)
     assert gymnasium.make("mmaml/PointMass6Modes-v0").unwrapped.goal_distribution.num_modes == 6
@@ -158,7 +162,7 @@ def test_gym_task_persists_across_resets_and_time_limit():
 # --- batched == gymnasium ---------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", sorted(ENVIRONMENTS))
+@pytest.mark.parametrize("name", PLANAR)
 def test_batched_matches_gym(name):
     num_tasks, episodes, steps = 3, 4, 100
     generator = torch.Generator().manual_seed(11)

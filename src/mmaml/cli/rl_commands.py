@@ -81,7 +81,7 @@ def rl_compare(runs: Sequence[Path], loaded, num_tasks: int | None, seed: int | 
 def rl_plot(run_dirs: Sequence[Path], loaded, out_dir: Path) -> list[Path]:
     """Adaptation curves of all runs (Figure 3a-c), each run's trajectories (Figure 3d), each MuMoMAML run's t-SNE."""
     from mmaml.errors import ConfigError
-    from mmaml.plotting.figure3 import plot_adaptation_curves, plot_return_curves, plot_trajectories
+    from mmaml.plotting.figure3 import plot_adaptation_curves, plot_progress, plot_return_curves, plot_trajectories
     from mmaml.plotting.tsne import plot_embedding_tsne
     from mmaml.rl.builder import build_env
     from mmaml.rl.envs.registry import make_goals
@@ -115,16 +115,20 @@ def rl_plot(run_dirs: Sequence[Path], loaded, out_dir: Path) -> list[Path]:
         generator = torch.Generator().manual_seed(PLOT_SEED)
         goals, mode = distribution.sample(2 * len(distribution.modes), generator)
         model.eval()
-        rollouts = adaptation_rollouts(model, config, build_env(config), goals, mode, config.eval_inner_steps,
-                                       generator)
-        paths.append(plot_trajectories(rollouts, distribution, out_dir / f"trajectories_{name}.png",
-                                       f"{_label(d, config)}, {int(state['iteration']):,} meta-iterations"))
+        env = build_env(config)
+        rollouts = adaptation_rollouts(model, config, env, goals, mode, config.eval_inner_steps, generator)
+        title = f"{_label(d, config)}, {int(state['iteration']):,} meta-iterations"
+        if distribution.goal_dim == 2:
+            paths.append(plot_trajectories(rollouts, distribution, out_dir / f"trajectories_{name}.png", title))
+        else:  # the half-cheetah: its x-position or speed over time against the target
+            quantity = "velocity" if getattr(env, "task", "") == "speed" else "position"
+            paths.append(plot_progress(rollouts, quantity, env.dt, out_dir / f"trajectories_{name}.png", title))
         if config.method == "mumomaml":
             goals, mode = distribution.sample(100 * len(distribution.modes), generator)
             embeddings = []
             for start in range(0, goals.shape[0], config.meta_batch_size):
                 part = slice(start, start + config.meta_batch_size)
-                r = adaptation_rollouts(model, config, build_env(config), goals[part], mode[part], 0, generator)
+                r = adaptation_rollouts(model, config, env, goals[part], mode[part], 0, generator)
                 embeddings.append(r.embedding.cpu())
             paths.append(plot_embedding_tsne(torch.cat(embeddings), mode, distribution.modes, out_dir / f"tsne_{name}.png",
                                              f"t-SNE of task embeddings, {first.env}, "

@@ -1,4 +1,9 @@
-"""Figures like the paper's Figure 3 (meta-RL): adaptation curves, trajectories over the goal density, t-SNE."""
+"""Figures like the paper's Figure 3 (meta-RL): adaptation curves, trajectories over the goal density, t-SNE.
+
+For the half-cheetah (one-number goals) :func:`plot_progress` draws the x-position
+or the forward velocity over time against each task's target instead of paths in
+the plane.
+"""
 
 from __future__ import annotations
 
@@ -69,6 +74,39 @@ def plot_trajectories(rollouts: Rollouts, distribution: GoalDistribution, path: 
         ax.set_ylim(low[1], high[1])
         ax.set_aspect("equal")
     fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return Path(path)
+
+
+def plot_progress(rollouts: Rollouts, quantity: str, dt: float, path: Path, title: str, episodes: int = 2) -> Path:
+    """Half-cheetah: x-position (``quantity="position"``) or forward velocity (``"velocity"``) over time.
+
+    One panel per step (after modulation, after each gradient step); a colour per
+    task, ``episodes`` thin lines each, and the task's target as a dashed line.
+    Velocities are ``(x_{t+1} - x_t) / dt`` from the recorded positions ``[T, E, H + 1, 1]``,
+    the environment's own definition.
+    """
+    if quantity not in ("position", "velocity"):
+        raise ValueError(f"quantity must be position or velocity, got {quantity!r}")
+    steps = len(rollouts.steps)
+    goals = rollouts.goals.cpu()[:, 0]
+    fig, axes = plt.subplots(1, steps, figsize=(3.3 * steps, 3.2), squeeze=False, sharey=True)
+    colors = plt.cm.tab10(np.arange(goals.shape[0]) % 10)
+    for k, ax in enumerate(axes[0]):
+        x = rollouts.steps[k].positions[:, :episodes, :, 0].cpu().double()  # [T, e, H + 1]
+        values = x if quantity == "position" else (x[..., 1:] - x[..., :-1]) / dt
+        time = np.arange(values.shape[-1]) * dt
+        for t in range(goals.shape[0]):
+            for e in range(values.shape[1]):
+                ax.plot(time, values[t, e].numpy(), color=colors[t], lw=0.9, alpha=0.8)
+            ax.axhline(float(goals[t]), color=colors[t], ls="--", lw=1)
+        ax.set_title("after modulation" if k == 0 else f"after {k} step{'s' if k > 1 else ''}", fontsize=9)
+        ax.set_xlabel("time (s)")
+        ax.grid(alpha=0.3)
+    axes[0][0].set_ylabel("x-position (m)" if quantity == "position" else "forward velocity (m/s)")
+    fig.suptitle(title + " (dashed: targets)", fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

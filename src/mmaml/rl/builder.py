@@ -12,7 +12,7 @@ from mmaml.rl.policy import GaussianMLPPolicy
 
 
 def build_env(config: RLConfig) -> BatchedEnv:
-    return make_batched(config.env)
+    return make_batched(config.env, config.sim_threads)
 
 
 def build_policy_metalearner(config: RLConfig, env: BatchedEnv | None = None) -> PolicyMetaLearner:

@@ -47,6 +47,8 @@ class RLConfig(RunConfig):
     line_search_steps: int = 15
     line_search_ratio: float = 0.8
     fisher_subsample: float = 0.5  # fraction of the tasks the Fisher-vector products use
+    # simulation: threads of the MuJoCo envs' physics (half-cheetah; the results do not depend on it)
+    sim_threads: int = 1
     # bookkeeping
     iterations: int = 500
     log_every: int = 1
@@ -82,7 +84,7 @@ class RLConfig(RunConfig):
                 bad("modulated_layers", f"give distinct hidden-layer indices in 0..{len(self.hidden_sizes) - 1}, "
                     "or null for all")
         for key in ("encoder_hidden", "embedding_dim", "encoder_episodes", "episodes_per_task", "meta_batch_size",
-                    "cg_iterations", "line_search_steps"):
+                    "cg_iterations", "line_search_steps", "sim_threads"):
             if getattr(self, key) < 1:
                 bad(key, "must be at least 1")
         for key in ("inner_steps", "eval_inner_steps"):

@@ -18,7 +18,7 @@ METHODS = ("maml", "multi_maml", "mumomaml")
 
 # Settings that do not change what is computed, so a resumed run may change them.
 RESUMABLE_KEYS = frozenset({"iterations", "device", "log_every", "checkpoint_every", "eval_tasks",
-                            "max_nonfinite_steps"})
+                            "max_nonfinite_steps", "sim_threads"})
 
 
 @dataclass

@@ -90,6 +90,12 @@ RL_ENVS = {
     # 6 modes: a meta-batch of 42, the multiple of 6 nearest 40, so each mode has as many tasks
     **{f"pointmass-{n}modes": {"env": f"pointmass-{n}modes", "inner_lr": 0.01, "inner_steps": 2,
                                "iterations": 400, "meta_batch_size": 42 if n == 6 else 40} for n in (2, 4, 6)},
+    # half-cheetah (MuJoCo): the MAML references' settings (inner lr 0.1, one inner step, 40 tasks x 20
+    # episodes); 500 iterations, the low end of the references' 500-1000; the Fisher-vector products on a
+    # quarter of the tasks (5 per mode), which halves the TRPO step's cost here
+    **{f"cheetah-{task}": {"env": f"cheetah-{task}", "iterations": 500, "checkpoint_every": 5,
+                           "fisher_subsample": 0.25}
+       for task in ("speed", "location")},
 }
 
 

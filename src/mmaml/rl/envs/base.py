@@ -2,7 +2,7 @@
 
 Shapes (float32, on the device of the goals):
 
-* goals ``[T, 2]``;
+* goals ``[T, G]`` (``G = goal_dim``: 2 for the 2D envs, 1 for the half-cheetah);
 * state ``[T, E, S]`` (``S = state_dim``), observations ``[T, E, O]``;
 * actions ``[T, E, A]`` (raw policy outputs; the environment clips or maps them);
 * rewards ``[T, E]``.
@@ -32,15 +32,19 @@ from mmaml.rl.envs.goals import GoalDistribution
 class BatchedEnv(abc.ABC):
     """T tasks x E episodes of one environment stepped together as tensors (float32, on goals.device).
 
-    Subclasses set ``observation_dim``, ``action_dim``, ``state_dim`` and ``horizon`` and
-    implement :meth:`_initial_state` (random start states), :meth:`_transition`,
-    :meth:`_observe`, :meth:`positions` and :meth:`oracle_action`.
+    Subclasses set ``observation_dim``, ``action_dim``, ``state_dim``, ``horizon`` (and
+    ``goal_dim`` when it is not 2) and implement :meth:`_initial_state` (random start
+    states), :meth:`_transition`, :meth:`_observe`, :meth:`positions` and, where a
+    goal-knowing reference controller exists, :meth:`oracle_action`. Environments
+    whose state lives outside torch (a physics engine) override :meth:`_set_state`
+    and :meth:`_advance` instead of :meth:`_transition`.
     """
 
     observation_dim: int
     action_dim: int
     state_dim: int
     horizon: int
+    goal_dim: int = 2
 
     def __init__(self) -> None:
         self.goals: Tensor | None = None
@@ -59,7 +63,7 @@ class BatchedEnv(abc.ABC):
         """Start ``E = episodes`` episodes of each of the ``T`` tasks.
 
         Args:
-            goals: ``[T, 2]`` goal of each task; fixes the device.
+            goals: ``[T, goal_dim]`` goal of each task; fixes the device.
             episodes: episodes per task ``E``.
             generator: CPU generator for random start states (draws happen on CPU,
                 then move to ``goals.device``); ``None`` uses torch's global generator.
@@ -68,8 +72,8 @@ class BatchedEnv(abc.ABC):
         Returns:
             observations ``[T, E, observation_dim]``.
         """
-        if goals.ndim != 2 or goals.shape[1] != 2:
-            raise ValueError(f"goals must have shape [T, 2], got {tuple(goals.shape)}")
+        if goals.ndim != 2 or goals.shape[1] != self.goal_dim:
+            raise ValueError(f"goals must have shape [T, {self.goal_dim}], got {tuple(goals.shape)}")
         if episodes < 1:
             raise ValueError(f"episodes must be positive, got {episodes}")
         self.goals = goals.detach().to(torch.float32)
@@ -82,7 +86,7 @@ class BatchedEnv(abc.ABC):
                 got = tuple(initial_state.shape)
                 raise ValueError(f"initial_state must have shape {expected}, got {got}")
             state = initial_state.detach()
-        self.state = state.to(device=goals.device, dtype=torch.float32).clone()
+        self._set_state(state.to(goals.device))
         self.steps_taken = 0
         return self._observe()
 
@@ -103,9 +107,9 @@ class BatchedEnv(abc.ABC):
         if tuple(actions.shape) != expected:
             raise ValueError(f"actions must have shape {expected}, got {tuple(actions.shape)}")
         actions = actions.detach().to(device=self.state.device, dtype=torch.float32)
-        self.state = self._transition(self.state, actions)
+        rewards = self._advance(actions)
         self.steps_taken += 1
-        return self._observe(), self._reward()
+        return self._observe(), rewards
 
     @property
     def num_tasks(self) -> int:
@@ -122,18 +126,27 @@ class BatchedEnv(abc.ABC):
         """Whether all ``horizon`` steps have been taken."""
         return self.steps_taken >= self.horizon
 
+    def initial_state_copy(self) -> Tensor:
+        """The current state ``[T, E, S]`` at full precision, to pass back as ``reset(initial_state=...)``."""
+        return self.state.clone()
+
     def distance(self) -> Tensor:
-        """Euclidean distance ``[T, E]`` from the current positions to the goals."""
+        """Euclidean distance ``[T, E]`` from the current positions ``[T, E, G]`` to the goals."""
         return torch.linalg.vector_norm(self.positions - self.goals[:, None, :], dim=-1)
 
     @property
     @abc.abstractmethod
     def positions(self) -> Tensor:
-        """Current positions ``[T, E, 2]``."""
+        """Current positions ``[T, E, P]`` (the plane for the 2D envs, the x-coordinate for the half-cheetah)."""
 
-    @abc.abstractmethod
+    @property
+    def has_oracle(self) -> bool:
+        """Whether :meth:`oracle_action` is implemented (a goal-knowing reference controller exists)."""
+        return type(self).oracle_action is not BatchedEnv.oracle_action
+
     def oracle_action(self) -> Tensor:
-        """Raw action ``[T, E, action_dim]`` of the goal-knowing reference controller."""
+        """Raw action ``[T, E, action_dim]`` of the goal-knowing reference controller, where one exists."""
+        raise NotImplementedError(f"{type(self).__name__} has no goal-knowing reference controller")
 
     # --- subclass hooks ----------------------------------------------------------------
 
@@ -141,9 +154,18 @@ class BatchedEnv(abc.ABC):
     def _initial_state(self, num_tasks: int, episodes: int, generator: torch.Generator | None) -> Tensor:
         """Random start states ``[T, E, state_dim]`` on CPU."""
 
-    @abc.abstractmethod
     def _transition(self, state: Tensor, actions: Tensor) -> Tensor:
         """Next state ``[T, E, S]`` from state ``[T, E, S]`` and raw actions ``[T, E, A]``."""
+        raise NotImplementedError
+
+    def _set_state(self, state: Tensor) -> None:
+        """Start from ``state [T, E, S]`` (on the goals' device)."""
+        self.state = state.to(torch.float32).clone()
+
+    def _advance(self, actions: Tensor) -> Tensor:
+        """Take one step with raw ``actions [T, E, A]``; return the rewards ``[T, E]``."""
+        self.state = self._transition(self.state, actions)
+        return self._reward()
 
     def _observe(self) -> Tensor:
         """Observations ``[T, E, O]`` of the current state (a copy)."""

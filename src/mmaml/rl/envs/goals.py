@@ -1,18 +1,22 @@
-"""Goal (task) distributions of the 2D meta-RL environments.
+"""Goal (task) distributions of the meta-RL environments.
 
-A task is a goal position ``g`` in the plane. Every distribution names its modes
+A task is a goal ``g`` of ``goal_dim`` numbers: a position in the plane for the
+2D environments (``goal_dim = 2``), a target speed or x-location for the
+half-cheetah (``goal_dim = 1``). Every distribution names its modes
 and samples batches of tasks in mode blocks (all tasks of mode 0, then mode 1,
 ...), with equal shares per mode, so that per-mode results need no bookkeeping:
 
-* ``sample(T, generator)`` -> goals ``[T, 2]`` float32 (CPU), mode ``[T]`` int64;
-* ``sample_one(rng)`` -> goal ``[2]`` float64 (numpy), mode (for the gymnasium envs);
-* ``density(points [N, 2])`` -> probability density ``[N]`` (for contour plots).
+* ``sample(T, generator)`` -> goals ``[T, goal_dim]`` float32 (CPU), mode ``[T]`` int64;
+* ``sample_one(rng)`` -> goal ``[goal_dim]`` float64 (numpy), mode (for the gymnasium envs);
+* ``density(points [N, goal_dim])`` -> probability density ``[N]`` (for plots).
 
 The concrete distributions used by the environments are built by
 :func:`navigation_goals` (``U[-0.5, 0.5]^2``, MAML), :func:`bimodal_navigation_goals`
 (two Gaussians left and right of the start; our choice, see
 :mod:`mmaml.rl.envs.navigation`) and :func:`point_mass_goals` (2, 4 or 6 modes of
-radius 5 plus ``N(0, 1)`` noise per axis, MuMoMAML).
+radius 5 plus ``N(0, 1)`` noise per axis, MuMoMAML), :func:`cheetah_speed_goals`
+and :func:`cheetah_location_goals` (two modes each; our choice, see
+:mod:`mmaml.rl.envs.half_cheetah`).
 """
 
 from __future__ import annotations
@@ -32,8 +36,8 @@ class GoalDistribution:
 
     Attributes:
         modes: mode names, e.g. ``("left", "right")``.
-        goal_dim: dimension of a goal (always 2).
-        centres: ``[M, 2]`` mode centres, or ``None`` when the modes have none.
+        goal_dim: dimension of a goal (2 for positions, 1 for a target speed or location).
+        centres: ``[M, goal_dim]`` mode centres, or ``None`` when the modes have none.
     """
 
     modes: tuple[str, ...] = ()
@@ -60,7 +64,7 @@ class GoalDistribution:
             generator: CPU generator, the only source of randomness.
 
         Returns:
-            goals ``[T, 2]`` float32 on CPU and mode ``[T]`` int64 (non-decreasing).
+            goals ``[T, goal_dim]`` float32 on CPU and mode ``[T]`` int64 (non-decreasing).
         """
         counts = self.mode_counts(num_tasks)
         blocks = [self._sample_mode(m, n, generator) for m, n in enumerate(counts)]
@@ -69,19 +73,19 @@ class GoalDistribution:
         return goals, mode
 
     def _sample_mode(self, mode: int, count: int, generator: torch.Generator) -> Tensor:
-        """Draw ``count`` goals ``[count, 2]`` of one mode."""
+        """Draw ``count`` goals ``[count, goal_dim]`` of one mode."""
         raise NotImplementedError
 
     def sample_one(self, rng: np.random.Generator) -> tuple[np.ndarray, int]:
-        """Draw one goal ``[2]`` (float64) and its mode with a numpy generator."""
+        """Draw one goal ``[goal_dim]`` (float64) and its mode with a numpy generator."""
         raise NotImplementedError
 
     def density(self, points: Tensor) -> Tensor:
-        """Probability density ``[N]`` at ``points [N, 2]``."""
+        """Probability density ``[N]`` at ``points [N, goal_dim]``."""
         raise NotImplementedError
 
     def mode_of(self, goal: np.ndarray | Sequence[float]) -> int:
-        """The most likely mode of a given goal ``[2]`` (0 for a single mode)."""
+        """The most likely mode of a given goal ``[goal_dim]`` (0 for a single mode)."""
         return 0
 
 
@@ -116,7 +120,7 @@ class GaussianMixtureGoals(GoalDistribution):
     """Equal-weight mixture of isotropic Gaussians: goal = centre of a mode + ``N(0, std^2 I)``.
 
     Args:
-        centres: ``[M, 2]`` mode centres (nested sequence or tensor).
+        centres: ``[M, D]`` mode centres (nested sequence or tensor); ``goal_dim = D``.
         std: standard deviation per axis, shared by all modes.
         names: ``M`` mode names (default ``"mode0"``, ``"mode1"``, ...).
     """
@@ -128,8 +132,9 @@ class GaussianMixtureGoals(GoalDistribution):
         names: Sequence[str] | None = None,
     ) -> None:
         centres_t = torch.as_tensor(centres, dtype=torch.float64)
-        if centres_t.ndim != 2 or centres_t.shape[1] != self.goal_dim or len(centres_t) == 0:
-            raise ValueError(f"centres must have shape [M, 2], got {tuple(centres_t.shape)}")
+        if centres_t.ndim != 2 or centres_t.shape[1] < 1 or len(centres_t) == 0:
+            raise ValueError(f"centres must have shape [M, D], got {tuple(centres_t.shape)}")
+        self.goal_dim = int(centres_t.shape[1])
         if not std > 0:
             raise ValueError(f"std must be positive, got {std}")
         if names is None:
@@ -204,3 +209,20 @@ def point_mass_goals(modes: int = 4) -> GaussianMixtureGoals:
     """Point mass with momentum (MuMoMAML): a mode centre plus ``N(0, 1)`` per axis."""
     centres, names = point_mass_centres(modes)
     return GaussianMixtureGoals(centres, POINT_MASS_STD, names)
+
+
+# Half-cheetah (our definitions; the reasons are in mmaml.rl.envs.half_cheetah).
+CHEETAH_SPEED_CENTRES = ((-1.0,), (2.0,))  # m/s: running backward, running forward faster
+CHEETAH_SPEED_STD = 0.25
+CHEETAH_LOCATION_CENTRES = ((-3.0,), (3.0,))  # m: behind and ahead of the start
+CHEETAH_LOCATION_STD = 0.5
+
+
+def cheetah_speed_goals() -> GaussianMixtureGoals:
+    """Half-cheetah target speed: ``N(-1, 0.25^2)`` "backward" or ``N(2, 0.25^2)`` "forward" (m/s)."""
+    return GaussianMixtureGoals(CHEETAH_SPEED_CENTRES, CHEETAH_SPEED_STD, ("backward", "forward"))
+
+
+def cheetah_location_goals() -> GaussianMixtureGoals:
+    """Half-cheetah target x-location: ``N(-3, 0.5^2)`` "behind" or ``N(3, 0.5^2)`` "ahead" (m)."""
+    return GaussianMixtureGoals(CHEETAH_LOCATION_CENTRES, CHEETAH_LOCATION_STD, ("behind", "ahead"))

@@ -8,7 +8,11 @@ name                     gymnasium id                      goals
 ``pointmass-2modes``     ``mmaml/PointMass2Modes-v0``      2 modes of radius 5
 ``pointmass-4modes``     ``mmaml/PointMass4Modes-v0``      4 corners (+-5, +-5)
 ``pointmass-6modes``     ``mmaml/PointMass6Modes-v0``      hexagon of radius 5
+``cheetah-speed``        ``mmaml/HalfCheetahSpeed-v0``     -1 or 2 m/s
+``cheetah-location``     ``mmaml/HalfCheetahLocation-v0``  x = -3 or 3 m
 =======================  ================================  =========================
+
+The half-cheetah modules (MuJoCo) are imported only when a half-cheetah env is made.
 
 :func:`reference_returns` scores two reference controllers on the batched env,
 one episode per task: the zero action and the goal-knowing controller of the env
@@ -30,6 +34,8 @@ from mmaml.rl.envs.base import BatchedEnv
 from mmaml.rl.envs.goals import (
     GoalDistribution,
     bimodal_navigation_goals,
+    cheetah_location_goals,
+    cheetah_speed_goals,
     navigation_goals,
     point_mass_goals,
 )
@@ -38,15 +44,21 @@ from mmaml.rl.envs.navigation import BatchedNavigation2D
 from mmaml.rl.envs.point_mass import HORIZON as POINT_MASS_HORIZON
 from mmaml.rl.envs.point_mass import BatchedPointMass
 
+CHEETAH_HORIZON = 100  # mmaml.rl.envs.half_cheetah.HORIZON, without importing MuJoCo here
+
 
 @dataclass(frozen=True)
 class EnvSpec:
-    """One environment: config name, gymnasium id, and factories of its goals and batched env."""
+    """One environment: config name, gymnasium id, and factories of its goals and batched env.
+
+    ``mujoco`` envs' batched factory takes the number of physics threads.
+    """
 
     name: str
     gym_id: str
     goals: Callable[[], GoalDistribution]
-    batched: Callable[[], BatchedEnv]
+    batched: Callable[..., BatchedEnv]
+    mujoco: bool = False
 
 
 def _point_mass_spec(modes: int) -> EnvSpec:
@@ -68,6 +80,10 @@ ENVIRONMENTS: dict[str, EnvSpec] = {
         _point_mass_spec(2),
         _point_mass_spec(4),
         _point_mass_spec(6),
+        EnvSpec("cheetah-speed", "mmaml/HalfCheetahSpeed-v0", cheetah_speed_goals,
+                lambda threads=1: _batched_cheetah("speed", threads), mujoco=True),
+        EnvSpec("cheetah-location", "mmaml/HalfCheetahLocation-v0", cheetah_location_goals,
+                lambda threads=1: _batched_cheetah("location", threads), mujoco=True),
     )
 }
 
@@ -77,7 +93,15 @@ _ENTRY_POINTS: dict[str, tuple[str, dict, int]] = {
     "pointmass-2modes": ("mmaml.rl.envs.point_mass:PointMassEnv", {"modes": 2}, POINT_MASS_HORIZON),
     "pointmass-4modes": ("mmaml.rl.envs.point_mass:PointMassEnv", {"modes": 4}, POINT_MASS_HORIZON),
     "pointmass-6modes": ("mmaml.rl.envs.point_mass:PointMassEnv", {"modes": 6}, POINT_MASS_HORIZON),
+    "cheetah-speed": ("mmaml.rl.envs.half_cheetah:HalfCheetahTaskEnv", {"task": "speed"}, CHEETAH_HORIZON),
+    "cheetah-location": ("mmaml.rl.envs.half_cheetah:HalfCheetahTaskEnv", {"task": "location"}, CHEETAH_HORIZON),
 }
+
+
+def _batched_cheetah(task: str, threads: int) -> BatchedEnv:
+    from mmaml.rl.envs.half_cheetah import BatchedHalfCheetah
+
+    return BatchedHalfCheetah(task, threads)
 
 
 def register_envs() -> None:
@@ -97,9 +121,10 @@ def get_spec(name: str) -> EnvSpec:
         raise ValueError(f"unknown environment {name!r}; choose one of {sorted(ENVIRONMENTS)}") from None
 
 
-def make_batched(name: str) -> BatchedEnv:
-    """A fresh batched env of ``name``."""
-    return get_spec(name).batched()
+def make_batched(name: str, sim_threads: int = 1) -> BatchedEnv:
+    """A fresh batched env of ``name``; ``sim_threads`` physics threads for the MuJoCo envs."""
+    spec = get_spec(name)
+    return spec.batched(sim_threads) if spec.mujoco else spec.batched()
 
 
 def make_goals(name: str) -> GoalDistribution:
@@ -115,7 +140,7 @@ def _mean_ci(returns: Tensor) -> dict[str, float]:
 
 
 def _episode_returns(env: BatchedEnv, goals: Tensor, start: Tensor, controller: str) -> Tensor:
-    """Undiscounted returns ``[T]`` of one episode per task from start states ``[T, 1, S]``."""
+    """Undiscounted returns ``[T]`` of one episode per task from start states ``[T, 1, S]`` (float64)."""
     env.reset(goals, 1, initial_state=start)
     total = torch.zeros(goals.shape[0], 1, dtype=torch.float64)
     for _ in range(env.horizon):
@@ -132,17 +157,18 @@ def reference_returns(name: str, num_tasks: int = 1000, seed: int = 0) -> dict[s
     """Zero-action and oracle returns of ``name`` over ``num_tasks`` tasks, one episode each.
 
     Both controllers see the same goals and start states (drawn from ``seed``).
+    Environments without a goal-knowing controller (the half-cheetah) score the
+    zero action only.
 
     Returns:
-        ``{"zero_action": {"mean", "ci95"}, "oracle": {"mean", "ci95"}}``.
+        ``{"zero_action": {"mean", "ci95"}, "oracle": {"mean", "ci95"}}`` (no ``"oracle"``
+        where the env has none).
     """
     spec = get_spec(name)
     generator = torch.Generator().manual_seed(seed)
     goals, _ = spec.goals().sample(num_tasks, generator)
     env = spec.batched()
     env.reset(goals, 1, generator=generator)
-    start = env.state.clone()
-    return {
-        controller: _mean_ci(_episode_returns(env, goals, start, controller))
-        for controller in ("zero_action", "oracle")
-    }
+    start = env.initial_state_copy()
+    controllers = ("zero_action", "oracle") if env.has_oracle else ("zero_action",)
+    return {controller: _mean_ci(_episode_returns(env, goals, start, controller)) for controller in controllers}
