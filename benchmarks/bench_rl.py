@@ -4,9 +4,18 @@
    standard-normal raw actions (as the initial policy, log std 0, would give; the
    envs clip or map them), drawn before the clock starts, resets included:
 
+   * sampler:       the training sampler (``sample_episodes``): the batched env
+                    with a fresh 64x64 Gaussian policy evaluated once per step
+                    for all 800 episodes, then the advantages (baseline fit, GAE),
+                    ``--batched-rounds`` rounds per block (its own actions);
    * batched:       the tensor env (``make_batched``) stepping 40 tasks x 20
                     episodes = 800 episodes at once, ``--batched-rounds`` rounds
-                    of reset + ``horizon`` steps per block;
+                    of reset + ``horizon`` steps per block (for the half-cheetah:
+                    ``mujoco.rollout`` with ``--threads`` threads);
+   * batched-loop:  half-cheetah only, the bit-exact backend (one ``MjData`` per
+                    episode, a Python loop of ``mj_step``);
+   * HalfCheetah-v5: half-cheetah only, gymnasium's own env (not our task env),
+                    one episode at a time, ``--env-steps`` steps per block;
    * single:        ``gymnasium.make(gym_id)`` (with gymnasium's wrappers), one
                     episode at a time, ``--env-steps`` steps per block;
    * unwrapped:     the same env without gymnasium's wrappers (what the
@@ -32,6 +41,8 @@ threads when the process had its cores to itself, less when it had to share).
     python benchmarks/bench_rl.py [--threads 1] [--repeats 5] [--json FILE]
     python benchmarks/bench_rl.py --skip-envs --presets rl-pointmass-4modes-maml,rl-pointmass-4modes-mumomaml
     python benchmarks/bench_rl.py --skip-iterations --envs navigation-bimodal --env-steps 50000
+    python benchmarks/bench_rl.py --envs cheetah-speed --presets rl-cheetah-speed-maml,rl-cheetah-speed-mumomaml \
+        --batched-rounds 2 --threads 2
 """
 
 from __future__ import annotations
@@ -51,7 +62,7 @@ import torch
 DEFAULT_ENVS = "navigation-bimodal,pointmass-4modes"
 DEFAULT_PRESETS = "rl-navigation-maml,rl-navigation-mumomaml"
 TASKS, EPISODES = 40, 20
-ENV_VARIANTS = ("batched", "single", "unwrapped", "SyncVectorEnv")
+ENV_VARIANTS = ("sampler", "batched", "batched-loop", "single", "HalfCheetah-v5", "unwrapped", "SyncVectorEnv")
 
 
 # --- machine ------------------------------------------------------------------------------
@@ -128,22 +139,37 @@ def env_runners(name: str, args) -> dict:
 
     import mmaml.rl.envs  # noqa: F401  (registers the gymnasium ids)
     from mmaml.rl.envs.registry import ENVIRONMENTS, make_batched, make_goals
+    from mmaml.rl.policy import GaussianMLPPolicy
+    from mmaml.rl.sampler import sample_episodes
 
-    gym_id = ENVIRONMENTS[name].gym_id
+    spec = ENVIRONMENTS[name]
+    gym_id = spec.gym_id
     gen = torch.Generator().manual_seed(0)
     goal_dist = make_goals(name)
 
     # batched: rounds of reset + horizon steps of T x E episodes
-    batched = make_batched(name)
+    batched = make_batched(name, args.threads)
     horizon, action_dim = batched.horizon, batched.action_dim
     batched_actions = torch.randn(horizon, TASKS, EPISODES, action_dim, generator=gen)
 
-    def run_batched() -> int:
-        for _ in range(args.batched_rounds):
-            goals, _ = goal_dist.sample(TASKS, gen)
-            batched.reset(goals, EPISODES, generator=gen)
-            for t in range(horizon):
-                batched.step(batched_actions[t])
+    def batched_runner(env):
+        def run() -> int:
+            for _ in range(args.batched_rounds):
+                goals, _ = goal_dist.sample(TASKS, gen)
+                env.reset(goals, EPISODES, generator=gen)
+                for t in range(horizon):
+                    env.step(batched_actions[t])
+            return args.batched_rounds * horizon * TASKS * EPISODES
+
+        return run
+
+    policy = GaussianMLPPolicy(batched.observation_dim, action_dim, (64, 64))
+
+    def run_sampler() -> int:
+        with torch.no_grad():
+            for _ in range(args.batched_rounds):
+                goals, _ = goal_dist.sample(TASKS, gen)
+                sample_episodes(batched, policy, goals, EPISODES, gen)
         return args.batched_rounds * horizon * TASKS * EPISODES
 
     # single gymnasium env: whole episodes, a new goal every EPISODES episodes
@@ -170,6 +196,24 @@ def env_runners(name: str, args) -> dict:
     wrapped = gymnasium.make(gym_id)
     if wrapped.spec.max_episode_steps != horizon or wrapped.unwrapped.horizon != horizon:
         raise RuntimeError(f"{gym_id}: horizon differs from the batched env's {horizon}")
+    extra = {}
+    if spec.mujoco:  # gymnasium's own HalfCheetah-v5, and the bit-exact backend
+        from mmaml.rl.envs.half_cheetah import BatchedHalfCheetah
+
+        reference = gymnasium.make("HalfCheetah-v5", max_episode_steps=horizon)
+        reference.reset(seed=0)
+
+        def run_reference() -> int:
+            i = 0
+            for _ in range(episodes):
+                reference.reset()
+                for _ in range(horizon):
+                    reference.step(single_actions[i])
+                    i += 1
+            return episodes * horizon
+
+        extra = {"HalfCheetah-v5": run_reference,
+                 "batched-loop": batched_runner(BatchedHalfCheetah(batched.task, backend="loop"))}
     unwrapped = gymnasium.make(gym_id).unwrapped
 
     # SyncVectorEnv: one copy per task; whole episodes of every copy per block
@@ -186,8 +230,9 @@ def env_runners(name: str, args) -> dict:
             vector.step(a)
         return vector_calls * TASKS
 
-    return {"batched": run_batched, "single": make_single_runner(wrapped),
-            "unwrapped": make_single_runner(unwrapped), "SyncVectorEnv": run_vector}
+    runners = {"sampler": run_sampler, "batched": batched_runner(batched), "single": make_single_runner(wrapped),
+               "unwrapped": make_single_runner(unwrapped), "SyncVectorEnv": run_vector, **extra}
+    return {v: runners[v] for v in ENV_VARIANTS if v in runners}
 
 
 def bench_envs(args) -> dict:
@@ -196,8 +241,8 @@ def bench_envs(args) -> dict:
     for name in names:  # warm-up block of every variant
         for run in runners[name].values():
             run()
-    rates = {name: {v: [] for v in ENV_VARIANTS} for name in names}
-    cpu = {name: {v: [] for v in ENV_VARIANTS} for name in names}
+    rates = {name: {v: [] for v in runners[name]} for name in names}
+    cpu = {name: {v: [] for v in runners[name]} for name in names}
     steps = {name: {} for name in names}
     for _ in range(args.repeats):
         for name in names:
@@ -212,11 +257,10 @@ def bench_envs(args) -> dict:
         r = rates[name]
         out[name] = {
             "steps_per_block": steps[name],
-            "steps_per_second": {v: summary(r[v]) for v in ENV_VARIANTS},
-            "cpu_over_wall": {v: statistics.median(cpu[name][v]) for v in ENV_VARIANTS},
-            "speedup_batched_over": {
-                v: summary([b / s for b, s in zip(r["batched"], r[v])]) for v in ENV_VARIANTS if v != "batched"
-            },
+            "steps_per_second": {v: summary(r[v]) for v in r},
+            "cpu_over_wall": {v: statistics.median(cpu[name][v]) for v in r},
+            "speedup_batched_over": {v: summary([b / s for b, s in zip(r["batched"], r[v])]) for v in r if v != "batched"},
+            "speedup_sampler_over": {v: summary([b / s for b, s in zip(r["sampler"], r[v])]) for v in r if v != "sampler"},
         }
     return out
 
@@ -225,18 +269,22 @@ def print_envs(result: dict, args) -> None:
     print(f"## Environment steps per second (horizon 100, random actions, {args.repeats} alternating blocks)\n")
     print(f"batched: {TASKS} tasks x {EPISODES} episodes at once; SyncVectorEnv: {TASKS} copies (SAME_STEP autoreset);"
           " single/unwrapped: one episode at a time. Steps per block in brackets.\n")
-    print("| env | variant | steps/s (median) | min | max | CPU/wall | batched speed-up (median, min-max) |")
-    print("|---|---|---:|---:|---:|---:|---:|")
+    print("| env | variant | steps/s (median) | min | max | CPU/wall | batched speed-up (median, min-max) "
+          "| sampler speed-up (median, min-max) |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|")
+
+    def ratio(res, key, v):
+        if v not in res[key]:
+            return "-"
+        u = res[key][v]
+        digits = 0 if u["median"] >= 10 else 2
+        return f"{u['median']:,.{digits}f}x ({u['min']:,.{digits}f}-{u['max']:,.{digits}f}x)"
+
     for name, res in result.items():
-        for v in ENV_VARIANTS:
-            s = res["steps_per_second"][v]
-            if v == "batched":
-                up = "-"
-            else:
-                u = res["speedup_batched_over"][v]
-                up = f"{u['median']:,.0f}x ({u['min']:,.0f}-{u['max']:,.0f}x)"
+        for v, s in res["steps_per_second"].items():
             print(f"| {name} | {v} ({res['steps_per_block'][v]:,}) | {s['median']:,.0f} | {s['min']:,.0f} | "
-                  f"{s['max']:,.0f} | {res['cpu_over_wall'][v]:.2f} | {up} |")
+                  f"{s['max']:,.0f} | {res['cpu_over_wall'][v]:.2f} | {ratio(res, 'speedup_batched_over', v)} "
+                  f"| {ratio(res, 'speedup_sampler_over', v)} |")
     print()
 
 

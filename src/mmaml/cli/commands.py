@@ -301,6 +301,8 @@ def cmd_reproduce(args) -> int:
         return reproduce_table1(args)
     if args.what == "images":
         return reproduce_images(args)
+    if args.what == "figure3":
+        return reproduce_figure3(args)
     return reproduce_figure2(args.out, args.figures or args.out / "figures")
 
 
@@ -314,7 +316,8 @@ def _run_and_tabulate(args, rows, all_rows, write_table, table: str, data: str) 
 
     started = time.time()
     try:
-        run_rows(args.out, rows, args.iterations, args.eval_tasks, jobs=args.jobs, progress=not args.no_progress)
+        run_rows(args.out, rows, args.iterations, args.eval_tasks, jobs=args.jobs, progress=not args.no_progress,
+                 overrides=getattr(args, "set", None) or ())
     finally:
         if args.out.exists():
             records = write_table(args.out, all_rows)
@@ -330,6 +333,18 @@ def reproduce_images(args) -> int:
     rows = select_image_rows(args.scale, args.modes, args.settings, args.methods)
     everything = select_image_rows(args.scale, None, None, None)
     return _run_and_tabulate(args, rows, everything, write_table, "images.md", "images.json")
+
+
+def reproduce_figure3(args) -> int:
+    from mmaml.reproduction.figure3 import check_rows, select_rl_rows, write_figures, write_table
+
+    rows = select_rl_rows(args.envs, args.methods)
+    everything = select_rl_rows(None, None)
+    check_rows(everything, args.set)  # a bad --set is one line here, not an error in every row's process
+    code = _run_and_tabulate(args, rows, everything, write_table, "figure3.md", "figure3.csv")
+    for path in write_figures(args.out, everything):
+        print(f"wrote {path}")
+    return code
 
 
 def reproduce_table1(args) -> int:

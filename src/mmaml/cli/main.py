@@ -103,7 +103,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tasks", type=_positive_int, default=2000, metavar="N", help="test tasks")
     p.add_argument("--no-progress", action="store_true")
 
-    p = sub.add_parser("reproduce", help="reproduce the paper's Table 1, Figure 2 or image-classification comparison")
+    p = sub.add_parser("reproduce", help="reproduce the paper's Table 1, Figure 2, image-classification comparison or Figure 3 (meta-RL)")
     what = p.add_subparsers(dest="what", metavar="WHAT", parser_class=_Parser)
     what.required = True
     t = what.add_parser("table1", help="train and evaluate every Table 1 row (resumable) and write the table")
@@ -126,6 +126,20 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("--eval-tasks", type=_positive_int, default=1000, metavar="N")
     i.add_argument("--jobs", type=_positive_int, default=1, metavar="J")
     i.add_argument("--no-progress", action="store_true")
+    r = what.add_parser("figure3", help="train and evaluate the meta-RL rows of Figure 3 (resumable), write the "
+                        "table and figures")
+    r.add_argument("--out", required=True, type=Path, metavar="DIR")
+    r.add_argument("--envs", type=_list_of(str), metavar="E,...",
+                   help="subset of navigation,cheetah-speed,cheetah-location (default: all)")
+    r.add_argument("--methods", type=_list_of(str), metavar="M,...", help="subset of maml,mumomaml (default: both)")
+    r.add_argument("--iterations", type=_positive_int, metavar="N", help="default: each preset's")
+    r.add_argument("--eval-tasks", type=_positive_int, default=400, metavar="N",
+                   help="test goals per row, the same for both methods (default 400)")
+    r.add_argument("--jobs", type=_positive_int, default=1, metavar="J", help="rows trained at once")
+    r.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="config override for every row (repeatable; give the same ones to resume), "
+                        "e.g. sim_threads=2")
+    r.add_argument("--no-progress", action="store_true")
     f = what.add_parser("figure2", help="Figure 2 panels from the trained rows in DIR")
     f.add_argument("--out", required=True, type=Path, metavar="DIR", help="the folder of 'reproduce table1'")
     f.add_argument("--figures", type=Path, metavar="FIGDIR", help="where the PNGs go (default: DIR/figures)")

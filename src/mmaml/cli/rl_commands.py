@@ -85,7 +85,7 @@ def rl_plot(run_dirs: Sequence[Path], loaded, out_dir: Path) -> list[Path]:
     from mmaml.plotting.tsne import plot_embedding_tsne
     from mmaml.rl.builder import build_env
     from mmaml.rl.envs.registry import make_goals
-    from mmaml.rl.evaluation import adaptation_rollouts, evaluate_rl
+    from mmaml.rl.evaluation import adaptation_rollouts, evaluate_rl, task_embeddings
 
     first = loaded[0][0]
     for d, (config, _, _) in zip(run_dirs, loaded):
@@ -125,12 +125,8 @@ def rl_plot(run_dirs: Sequence[Path], loaded, out_dir: Path) -> list[Path]:
             paths.append(plot_progress(rollouts, quantity, env.dt, out_dir / f"trajectories_{name}.png", title))
         if config.method == "mumomaml":
             goals, mode = distribution.sample(100 * len(distribution.modes), generator)
-            embeddings = []
-            for start in range(0, goals.shape[0], config.meta_batch_size):
-                part = slice(start, start + config.meta_batch_size)
-                r = adaptation_rollouts(model, config, env, goals[part], mode[part], 0, generator)
-                embeddings.append(r.embedding.cpu())
-            paths.append(plot_embedding_tsne(torch.cat(embeddings), mode, distribution.modes, out_dir / f"tsne_{name}.png",
+            embeddings = task_embeddings(model, config, env, goals, generator).cpu()
+            paths.append(plot_embedding_tsne(embeddings, mode, distribution.modes, out_dir / f"tsne_{name}.png",
                                              f"t-SNE of task embeddings, {first.env}, "
                                              f"{int(state['iteration']):,} meta-iterations"))
     return paths

@@ -21,6 +21,24 @@ from mmaml.rl.envs.goals import GoalDistribution  # noqa: E402
 from mmaml.rl.metalearner import Rollouts  # noqa: E402
 
 
+def _draw_adaptation(ax, results: Mapping[str, dict[str, Any]], title: str) -> None:
+    """Average return (mean ± 95% interval) against gradient steps on ``ax``, one line per run."""
+    for label, r in results.items():
+        means = np.array([s["mean"] for s in r["returns_by_step"]])
+        ci = np.array([s["ci95"] for s in r["returns_by_step"]])
+        steps = np.arange(len(means))
+        color = "tab:blue" if "mumomaml" in label.lower() else "tab:green" if "maml" in label.lower() else None
+        ax.errorbar(steps, means, yerr=ci, marker="o", capsize=3, label=label, color=color)
+    count = max(len(r["returns_by_step"]) for r in results.values())
+    ax.set_xticks(range(count))
+    ax.set_xticklabels(["after modulation\n(MAML: initial)"] + [str(k) for k in range(1, count)])
+    ax.set_xlabel("gradient steps")
+    ax.set_ylabel("average return")
+    ax.set_title(title, fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+
+
 def plot_adaptation_curves(results: Mapping[str, dict[str, Any]], path: Path, title: str) -> Path:
     """Average return (mean ± 95% interval) against gradient steps, one line per run.
 
@@ -28,23 +46,24 @@ def plot_adaptation_curves(results: Mapping[str, dict[str, Any]], path: Path, ti
     and its step 0 is "after modulation".
     """
     fig, ax = plt.subplots(figsize=(5, 3.8))
-    for label, r in results.items():
-        means = np.array([s["mean"] for s in r["returns_by_step"]])
-        ci = np.array([s["ci95"] for s in r["returns_by_step"]])
-        steps = np.arange(len(means))
-        color = "tab:blue" if "mumomaml" in label.lower() else "tab:green" if "maml" in label.lower() else None
-        ax.errorbar(steps, means, yerr=ci, marker="o", capsize=3, label=label, color=color)
-    ax.set_xticks(range(max(len(r["returns_by_step"]) for r in results.values())))
-    ax.set_xticklabels(["after modulation\n(MAML: initial)"] + [str(k) for k in range(1, ax.get_xticks().size)])
-    ax.set_xlabel("gradient steps")
-    ax.set_ylabel("average return")
-    ax.set_title(title)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    _draw_adaptation(ax, results, title)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return Path(path)
+
+
+def plot_adaptation_panels(panels: Mapping[str, Mapping[str, dict[str, Any]]], path: Path) -> Path:
+    """Figure 3a-c: one adaptation-curve panel per environment, ``{title: {label: evaluate_rl(...)}}``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 3.8), squeeze=False)
+    for ax, (title, results) in zip(axes[0], panels.items()):
+        _draw_adaptation(ax, results, title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
 
 
 def plot_trajectories(rollouts: Rollouts, distribution: GoalDistribution, path: Path, title: str,

@@ -64,8 +64,11 @@ def row_status(run_dir: Path, eval_tasks: int) -> RowStatus:
     return RowStatus(iteration, evaluated)
 
 
-def _train_command(row, run_dir: Path, iterations: int, resume: bool, progress: bool) -> list[str]:
+def _train_command(row, run_dir: Path, iterations: int, resume: bool, progress: bool,
+                   overrides: Sequence[str] = ()) -> list[str]:
     cmd = [sys.executable, "-m", "mmaml", "train", row.preset, "--out", str(run_dir), "--iterations", str(iterations)]
+    for assignment in overrides:
+        cmd += ["--set", assignment]
     if resume:
         cmd.append("--resume")
     if not progress:
@@ -99,11 +102,13 @@ def run_rows(
     jobs: int = 1,
     progress: bool = True,
     say: Callable[[str], None] = print,
+    overrides: Sequence[str] = (),
 ) -> None:
     """Train (or resume) and evaluate ``rows`` in ``out``; up to ``jobs`` rows at once.
 
     ``rows`` are anything with a ``preset`` name; ``iterations`` None trains each
-    to its preset's own number of iterations.
+    to its preset's own number of iterations; ``overrides`` (``"key=value"``) go to
+    every row's ``mmaml train --set`` (the same ones are needed to resume a row).
 
     Each row trains in its own process (``mmaml train``), with the machine's
     threads shared among the concurrent rows (see :func:`threads_per_row`) and
@@ -135,7 +140,7 @@ def run_rows(
     running: list[tuple[PresetRow, Path, subprocess.Popen, float, object]] = []
     failed = []
     try:
-        _run_queue(todo, running, failed, jobs, eval_tasks, env, progress, say)
+        _run_queue(todo, running, failed, jobs, eval_tasks, env, progress, say, overrides)
     except BaseException:
         # interrupted (Ctrl-C, or SIGTERM through the CLI): stop the rows this command
         # started, so none trains on unattended; each keeps its last checkpoint
@@ -145,7 +150,7 @@ def run_rows(
         raise ConfigError(f"{len(failed)} row(s) did not finish: {', '.join(failed)}; rerun to resume them")
 
 
-def _run_queue(todo, running, failed, jobs, eval_tasks, env, progress, say) -> None:
+def _run_queue(todo, running, failed, jobs, eval_tasks, env, progress, say, overrides=()) -> None:
     """Launch ``todo`` rows up to ``jobs`` at a time, evaluate each that finishes, until none is left."""
     from mmaml.cli.commands import run_eval
 
@@ -163,11 +168,11 @@ def _run_queue(todo, running, failed, jobs, eval_tasks, env, progress, say) -> N
             resume = status.iteration > 0
             run_dir.mkdir(parents=True, exist_ok=True)
             if jobs == 1:
-                proc = subprocess.Popen(_train_command(row, run_dir, target, resume, progress), env=env)
+                proc = subprocess.Popen(_train_command(row, run_dir, target, resume, progress, overrides), env=env)
                 log = None
             else:
                 log = (run_dir / "train.log").open("a")
-                proc = subprocess.Popen(_train_command(row, run_dir, target, resume, False), env=env,
+                proc = subprocess.Popen(_train_command(row, run_dir, target, resume, False, overrides), env=env,
                                         stdout=log, stderr=subprocess.STDOUT)
             running.append((row, run_dir, proc, time.time(), log))
         time.sleep(0.2)

@@ -30,6 +30,22 @@ def adaptation_rollouts(model: PolicyMetaLearner, config: RLConfig, env: Batched
                               config.encoder_episodes, config.discount, config.gae_lambda)
 
 
+def task_embeddings(model: PolicyMetaLearner, config: RLConfig, env: BatchedEnv, goals: Tensor,
+                    generator: torch.Generator) -> Tensor:
+    """MuMoMAML's task embeddings ``[T, D]`` of the tasks ``goals [T, G]``, from ``encoder_episodes`` episodes
+    of the unmodulated policy each (what the modulation network reads; nothing else is sampled)."""
+    from mmaml.rl.sampler import sample_episodes
+
+    if not model.modulated:
+        raise ValueError("only a MuMoMAML model has task embeddings")
+    device = next(model.parameters()).device
+    theta = {k: v.detach() for k, v in model.learner.meta_parameters().items()}
+    with torch.no_grad():
+        episodes = sample_episodes(env, model.policy(theta, None), goals.to(device), config.encoder_episodes,
+                                   generator, config.discount, config.gae_lambda)
+        return model.modulation(episodes)[1]
+
+
 def sample_test_goals(distribution: GoalDistribution, num_tasks: int, seed: int) -> tuple[Tensor, Tensor, torch.Generator]:
     """``(goals [n, 2], mode [n], generator)``: the test tasks of ``seed`` and the generator that samples their episodes."""
     generator = torch.Generator().manual_seed(seed)

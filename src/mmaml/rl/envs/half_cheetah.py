@@ -158,6 +158,8 @@ class HalfCheetahTaskEnv(HalfCheetahEnv):
     ``x_velocity``. Registered with a 100-step time limit.
     """
 
+    horizon = HORIZON
+
     def __init__(self, task: str = "speed", **kwargs: Any) -> None:
         self.task = task
         self.goal_distribution = cheetah_goals(task)
