@@ -33,7 +33,9 @@ step device_tests 90 "$py" -m pytest -q -rs tests/test_devices.py
 presets=${PRESETS:-regression-2modes-maml,regression-2modes-multi-maml,regression-2modes-film,regression-3modes-film,regression-5modes-film,classification-2modes-maml-5w1s,classification-2modes-mumomaml-5w1s,classification-2modes-mumomaml-5w5s,classification-3modes-mumomaml-5w1s,classification-2modes-mumomaml-20w1s}
 step presets 150 "$py" benchmarks/bench_presets.py --device "${DEVICE:-cuda}" --synthetic --json "$out/presets.json" \
     --presets "$presets"
-step rl 90 "$py" benchmarks/bench_rl.py --device "${DEVICE:-cuda}" --skip-envs --repeats 2 --threads 4 \
+# meta-RL iterations on the device (the half-cheetah's physics stays on the CPU, in 8 MuJoCo threads)
+step rl 120 "$py" benchmarks/bench_rl.py --device "${DEVICE:-cuda}" --skip-envs --repeats 2 --threads 4 \
+    --presets rl-navigation-maml,rl-navigation-mumomaml,rl-cheetah-speed-mumomaml --set sim_threads=8 \
     --json "$out/rl.json"
 if [ "${SUITE:-1}" != 0 ]; then
     step suite 240 "$py" -m pytest -q -x -p no:cacheprovider tests

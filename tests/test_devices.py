@@ -108,7 +108,7 @@ def test_a_run_trained_on_a_device_resumes_and_evaluates_on_the_cpu(tmp_path, de
 
 
 @pytest.mark.parametrize("device", [CUDA])
-@pytest.mark.parametrize("preset", ["rl-navigation-maml", "rl-navigation-mumomaml"])
+@pytest.mark.parametrize("preset", ["rl-navigation-maml", "rl-navigation-mumomaml", "rl-cheetah-speed-mumomaml"])
 def test_rl_surrogate_and_meta_gradient_match_cpu(device, preset, exact_cuda_math):
     """The MAML-TRPO surrogate, its meta-gradient and a Fisher-vector product, on the same episodes."""
     from mmaml.rl.builder import build_env, build_policy_metalearner
@@ -133,3 +133,24 @@ def test_rl_surrogate_and_meta_gradient_match_cpu(device, preset, exact_cuda_mat
         results.append((loss.cpu(), grad.cpu(), fisher_vector_product(pred, params, 0.0)(v).cpu()))
     for a, b in zip(*results):
         torch.testing.assert_close(b, a, atol=1e-5, rtol=1e-4)
+
+
+@pytest.mark.parametrize("device", [CUDA])
+def test_cheetah_sampling_with_the_policy_on_the_device(device):
+    """The half-cheetah's physics runs on the CPU whatever the policy's device: the same first steps."""
+    from mmaml.rl.builder import build_env, build_policy_metalearner
+    from mmaml.rl.envs.registry import make_goals
+    from mmaml.rl.sampler import sample_episodes
+
+    config = apply_overrides(resolve("rl-cheetah-location-maml"), {"meta_batch_size": 2}).validate()
+    torch.manual_seed(0)
+    model = build_policy_metalearner(config)
+    goals, _ = make_goals(config.env).sample(2, torch.Generator().manual_seed(1))
+    runs = []
+    for m, where in ((model, "cpu"), (copy.deepcopy(model).to(device), device)):
+        theta = {k: v.detach() for k, v in m.learner.meta_parameters().items()}
+        episodes = sample_episodes(build_env(config), m.policy(theta, None), goals.to(where), 3,
+                                   torch.Generator().manual_seed(2))
+        assert episodes.observations.device.type == torch.device(where).type
+        runs.append(episodes.observations[:, :, :5].cpu())
+    torch.testing.assert_close(runs[1], runs[0], atol=1e-4, rtol=1e-4)
