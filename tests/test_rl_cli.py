@@ -56,6 +56,9 @@ def test_rl_train_resume_eval_compare_plot(tmp_path, capsys):
     assert len(result["returns_by_step"]) == 3 and set(result["returns_by_step"][0]) == {"mean", "ci95"}
     assert set(result["per_mode"]) == {"left", "right"}
     assert all(m["num_tasks"] == 2 for m in result["per_mode"].values())
+    identification = result["mode_identification"]  # from the embeddings of the same 4 goals
+    assert identification["num_fit"] == identification["num_scored"] == 2
+    assert set(identification["confusion"]) == {"left", "right"}
     refs = result["reference_returns"]
     assert refs["oracle"]["mean"] > refs["zero_action"]["mean"]
     per_task = json.loads((full / "eval_per_task.json").read_text())

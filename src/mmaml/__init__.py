@@ -8,6 +8,10 @@ The public API::
     model = MuMoMAML(learner, RecurrentTaskEncoder(input_dim=2), modulation="film",
                      inner_lr=0.001, inner_steps=5)
     loss = model(task_batch).loss                                # batched over tasks
+
+    trained = mmaml.load("runs/film")                            # a run folder of `mmaml train`
+    predict = trained.adapt(support_x, support_y)                # [T, K, ...] -> a predictor
+    query_pred = predict(query_x)                                # [T, Q, ...]
 """
 
 from mmaml.core.inner_loop import adapt
@@ -15,11 +19,12 @@ from mmaml.core.learner import Learner, ModulationSite
 from mmaml.core.modulation import MODULATION_KINDS, modulate
 from mmaml.core.modulation_network import ModulationNetwork
 from mmaml.core.task_encoder import RecurrentTaskEncoder
-from mmaml.metalearners import MAML, GradientMetaLearner, MetaOutput, MultiMAML, MuMoMAML
+from mmaml.metalearners import MAML, AdaptedModel, GradientMetaLearner, MetaOutput, MultiMAML, MuMoMAML
 from mmaml.metalearners.losses import cross_entropy_per_task, mse_per_task
 from mmaml.models.mlp import RegressionMLP
 from mmaml.tasks.batch import TaskBatch
 from mmaml.tasks.regression import RegressionTasks
+from mmaml.training.run_dir import load
 
 __version__ = "0.1.0"
 
@@ -32,6 +37,8 @@ __all__ = [
     "ModulationNetwork",
     "RecurrentTaskEncoder",
     "GradientMetaLearner",
+    "AdaptedModel",
+    "load",
     "MetaOutput",
     "MAML",
     "MultiMAML",

@@ -200,6 +200,10 @@ def cmd_eval(args) -> int:
             f"{name.replace('_', ' ')} {v['mean']:.2f} ± {v['ci95']:.2f}" for name, v in refs.items()))
     else:
         print(format_table({args.run.name or str(args.run): result}))
+    if "mode_identification" in result:
+        from mmaml.training.mode_identification import format_mode_identification
+
+        print(format_mode_identification(result["mode_identification"]))
     print(f"wrote {output}")
     return 0
 

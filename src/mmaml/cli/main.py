@@ -1,4 +1,4 @@
-"""The ``mmaml`` command line: train, eval, compare, plot, presets, demo, reproduce, data."""
+"""The ``mmaml`` command line: train, eval, compare, plot, predict, presets, demo, reproduce, data."""
 
 from __future__ import annotations
 
@@ -30,6 +30,13 @@ def _positive_int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    value = _int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {value}")
     return value
 
 
@@ -103,6 +110,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tasks", type=_positive_int, default=2000, metavar="N", help="test tasks")
     p.add_argument("--no-progress", action="store_true")
 
+    p = sub.add_parser("predict", help="adapt a trained run to one task given by files and predict its query inputs")
+    p.add_argument("run", type=Path, metavar="DIR")
+    p.add_argument("--support", required=True, type=Path, metavar="PATH",
+                   help="regression: .csv/.npy of x,y rows; images: a folder with one subfolder per class")
+    p.add_argument("--query", required=True, type=Path, metavar="PATH",
+                   help="regression: .csv/.npy of x values; images: a folder of image files")
+    p.add_argument("--steps", type=_non_negative_int, metavar="N", help="inner steps (default: the run's eval steps)")
+    p.add_argument("--out", type=Path, metavar="FILE", help="CSV of the predictions (default: standard output)")
+
     p = sub.add_parser("reproduce", help="reproduce the paper's Table 1, Figure 2, image-classification comparison or Figure 3 (meta-RL)")
     what = p.add_subparsers(dest="what", metavar="WHAT", parser_class=_Parser)
     what.required = True
@@ -146,6 +162,12 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _predict(args) -> int:
+    from mmaml.cli.predict import cmd_predict
+
+    return cmd_predict(args)
+
+
 COMMANDS = {
     "presets": commands.cmd_presets,
     "train": commands.cmd_train,
@@ -155,6 +177,7 @@ COMMANDS = {
     "demo": commands.cmd_demo,
     "data": commands.cmd_data,
     "reproduce": commands.cmd_reproduce,
+    "predict": _predict,
 }
 
 

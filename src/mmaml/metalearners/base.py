@@ -71,6 +71,7 @@ class GradientMetaLearner(nn.Module):
     """
 
     modulation_kind: str = "film"
+    needs_mode: bool = False  # whether each task's mode must be known (Multi-MAML)
 
     def __init__(
         self,
@@ -101,6 +102,46 @@ class GradientMetaLearner(nn.Module):
     def task_modulation(self, batch: TaskBatch) -> tuple[Mapping[str, Tensor] | None, Tensor | None]:
         """``(taus, embedding)`` for each task; ``(None, None)`` without modulation."""
         return None, None
+
+    # -- using a trained model on new tasks ------------------------------------
+    def adapt(self, support_x: Tensor, support_y: Tensor, steps: int | None = None,
+              mode: Tensor | None = None) -> "AdaptedModel":
+        """Modulate and adapt to ``T`` new tasks given by their support sets; a predictor for those tasks.
+
+        Exactly what evaluation does (evaluation mode, no meta-gradient kept), so
+        the predictor's outputs are those ``mmaml eval`` scores for the same tasks.
+        The meta-parameters are not changed.
+
+        Args:
+            support_x: ``[T, K, *input_shape]``; support_y: ``[T, K, *target_shape]``
+                (one task: a leading dimension of 1, or :meth:`adapt_task`).
+            steps: inner steps (default: ``inner_steps``).
+            mode: ``[T]`` mode index of each task; needed by Multi-MAML only.
+        """
+        if support_x.ndim < 2 or support_x.shape[:2] != support_y.shape[:2]:
+            raise ValueError(f"support_x [T, K, ...] and support_y [T, K, ...] must agree in T and K, got "
+                             f"{tuple(support_x.shape)} and {tuple(support_y.shape)}")
+        if mode is None and self.needs_mode:
+            raise ValueError(f"{type(self).__name__} starts each task from its mode's initialisation: pass mode=")
+        mode = torch.zeros(support_x.shape[0], dtype=torch.long) if mode is None else torch.as_tensor(mode)
+        device = next(self.parameters()).device
+        batch = TaskBatch(support_x, support_y, support_x[:, :1], support_y[:, :1], mode).to(device)
+        was_training = self.training
+        self.eval()
+        try:
+            with torch.no_grad():
+                out = self.run_from(batch, self.initial_parameters(batch), steps, create_graph=False)
+        finally:
+            self.train(was_training)
+        return AdaptedModel(self, out.adapted, out.taus, out.embedding)
+
+    def adapt_task(self, support_x: Tensor, support_y: Tensor, steps: int | None = None,
+                   mode: int | None = None) -> "AdaptedModel":
+        """:meth:`adapt` for one task: ``support_x [K, *input_shape]``; the predictor maps ``[Q, ...]`` to ``[Q, ...]``."""
+        modes = None if mode is None else torch.tensor([int(mode)])
+        adapted = self.adapt(support_x[None], support_y[None], steps, modes)
+        adapted.single = True
+        return adapted
 
     # -- the algorithm --------------------------------------------------------
     def forward(
@@ -169,3 +210,36 @@ class GradientMetaLearner(nn.Module):
             taus=taus,
             embedding=embedding,
         )
+
+
+class AdaptedModel:
+    """A meta-learner adapted to ``T`` tasks: call it on query inputs ``[T, Q, *input_shape]`` of those tasks.
+
+    Holds the adapted per-task parameters and modulation (no autograd graph); the
+    meta-learner's own parameters are untouched. Made by :meth:`GradientMetaLearner.adapt`.
+
+    Attributes:
+        embedding: ``[T, E]`` the task embeddings (MuMoMAML), or None.
+        single: made by ``adapt_task``: calls take and return one task's ``[Q, ...]``.
+    """
+
+    def __init__(self, model: GradientMetaLearner, params: AnyParams, taus: Mapping[str, Tensor] | None,
+                 embedding: Tensor | None) -> None:
+        self.model = model
+        self.params = params
+        self.taus = taus
+        self.embedding = embedding
+        self.single = False
+
+    def __call__(self, query_x: Tensor) -> Tensor:
+        """Predictions ``[T, Q, *output_shape]`` (logits for classification) for ``query_x [T, Q, ...]``."""
+        x = query_x[None] if self.single else query_x
+        device = next(self.model.parameters()).device
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            with torch.no_grad():
+                pred = self.model.learner(self.params, x.to(device), self.taus, self.model.modulation_kind)
+        finally:
+            self.model.train(was_training)
+        return pred[0] if self.single else pred

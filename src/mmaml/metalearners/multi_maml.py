@@ -28,6 +28,8 @@ from mmaml.tasks.batch import TaskBatch
 class MultiMAML(GradientMetaLearner):
     """One learner per mode; ``learners[m]`` is the MAML model of mode ``m``."""
 
+    needs_mode = True
+
     def __init__(self, learners: Sequence[Learner], **kwargs):
         if len(learners) < 1:
             raise ValueError("Multi-MAML needs at least one learner")

@@ -78,7 +78,9 @@ def evaluate_rl(model: PolicyMetaLearner, config: RLConfig, env: BatchedEnv, dis
     Keys: ``returns_by_step`` (a list of ``{"mean", "ci95"}``, index = gradient
     steps; index 0 is after modulation for MuMoMAML, the initial policy for
     MAML), ``per_mode`` (``{name: {"num_tasks", "returns_by_step"}}``) and
-    ``per_task`` (``{"mode", "returns_by_step"}``, for paired comparisons).
+    ``per_task`` (``{"mode", "returns_by_step"}``, for paired comparisons); a MuMoMAML
+    model on several modes also gets ``mode_identification`` from the embeddings of the
+    same test goals (see :mod:`mmaml.training.mode_identification`).
     """
     returns, mode = per_task_returns(model, config, env, distribution, num_tasks, seed, steps)
     result: dict[str, Any] = {
@@ -94,6 +96,15 @@ def evaluate_rl(model: PolicyMetaLearner, config: RLConfig, env: BatchedEnv, dis
         idx = mode == m
         result["per_mode"][name] = {"num_tasks": int(idx.sum()),
                                     "returns_by_step": [mean_ci95(r[idx]) for r in returns]}
+    if model.modulated and len(distribution.modes) > 1 and num_tasks >= 4:
+        # the embeddings of the same test goals, from fresh unmodulated episodes (their own generator)
+        from mmaml.training.mode_identification import mode_identification
+
+        goals, mode, _ = sample_test_goals(distribution, num_tasks, seed)
+        generator = torch.Generator().manual_seed(seed + 1)
+        embedding = torch.cat([task_embeddings(model, config, env, goals[i:i + config.meta_batch_size], generator)
+                               for i in range(0, num_tasks, config.meta_batch_size)])
+        result["mode_identification"] = mode_identification(embedding.cpu(), mode, list(distribution.modes))
     result["per_task"] = {"mode": mode.tolist(), "returns_by_step": returns.double().tolist()}
     return result
 

@@ -32,8 +32,12 @@ def per_task_scores(
     steps: int,
     metric: str = "mse",
     batch_size: int | None = None,
+    embeddings: list[Tensor] | None = None,
 ) -> tuple[Tensor, Tensor, Tensor]:
     """``(post_modulation [n], post_adaptation [n], mode [n])`` over ``num_tasks`` fresh tasks.
+
+    ``embeddings``, when a list is given, receives the task embeddings ``[chunk, E]`` of a
+    model that has them (MuMoMAML), chunk by chunk in task order.
 
     ``metric`` is ``"mse"`` (the query loss) or ``"accuracy"``. The tasks depend
     only on ``seed``, so every model is scored on the same tasks. Regression
@@ -60,6 +64,8 @@ def per_task_scores(
                 prior.append(out.prior_query_loss.cpu())
                 adapted.append(out.query_loss.cpu())
             modes.append(chunk.mode.cpu())
+            if embeddings is not None and out.embedding is not None:
+                embeddings.append(out.embedding.cpu())
     model.train(was_training)
     return torch.cat(prior), torch.cat(adapted), torch.cat(modes)
 
@@ -78,8 +84,11 @@ def evaluate(
     ``{"mean", "ci95"}``, ``per_mode`` with the same per mode name, and
     ``per_task``: ``{"mode", "post_modulation", "post_adaptation"}`` lists, one
     entry per task (for paired comparisons between runs scored on the same tasks).
+    A model with task embeddings (MuMoMAML) on several modes also gets
+    ``mode_identification`` (see :mod:`mmaml.training.mode_identification`).
     """
-    prior, adapted, mode = per_task_scores(model, tasks, num_tasks, seed, steps, metric)
+    embeddings: list[Tensor] = []
+    prior, adapted, mode = per_task_scores(model, tasks, num_tasks, seed, steps, metric, embeddings=embeddings)
     result: dict[str, Any] = {
         "num_tasks": num_tasks,
         "inner_steps": steps,
@@ -96,6 +105,10 @@ def evaluate(
             f"post_modulation_{metric}": mean_ci95(prior[idx]),
             f"post_adaptation_{metric}": mean_ci95(adapted[idx]),
         }
+    if embeddings and len(tasks.modes) > 1 and num_tasks >= 4:
+        from mmaml.training.mode_identification import mode_identification
+
+        result["mode_identification"] = mode_identification(torch.cat(embeddings), mode, list(tasks.modes))
     result["per_task"] = {
         "mode": mode.tolist(),
         "post_modulation": prior.double().tolist(),

@@ -65,6 +65,20 @@ def load_run(run_dir: Path, device: str | None = None) -> tuple[BaseConfig, Grad
     return config, model, state
 
 
+def load(run_dir: Path | str, device: str | None = None):
+    """The trained meta-learner of ``run_dir``, ready to :meth:`adapt <mmaml.GradientMetaLearner.adapt>` to new tasks.
+
+    ``model.config`` is the run's config and ``model.iteration`` the checkpoint's
+    iteration; the model is on ``device`` (default: the config's) in evaluation mode.
+    A missing folder or a bad checkpoint raises :class:`mmaml.errors.CheckpointError`
+    with one line saying what to do.
+    """
+    config, model, state = load_run(Path(run_dir), device)
+    model.config = config
+    model.iteration = int(state["iteration"])
+    return model.eval()
+
+
 def seed_everything(seed: int) -> torch.Generator:
     """Seed torch's global RNG (model initialisation) and return the task generator."""
     torch.manual_seed(seed)

@@ -1,0 +1,149 @@
+"""``mmaml predict``: adapt a trained run to one task given by files, and predict its query inputs.
+
+Regression: ``--support`` is a table of ``x, y`` rows and ``--query`` one of ``x``
+values (``.csv``, optionally with a header line, or ``.npy`` arrays ``[K, 2]`` and
+``[Q]`` / ``[Q, 1]``); the output is a CSV ``x,prediction``.
+
+Image classification: ``--support`` is a folder with one subfolder per class (as many
+as the run's ways, their names sorted give the labels) of image files, ``--query`` a
+folder of image files; each image is read as RGB and resized as the training data was;
+the output is a CSV ``file,class`` (the subfolder name), plus the class probabilities.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from mmaml.errors import UserError
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".ppm", ".pgm", ".tif", ".tiff", ".webp"}
+
+
+class InputFileError(UserError):
+    """A support or query file that is missing or not in the expected layout."""
+
+
+def read_table(path: Path, columns: int, what: str) -> np.ndarray:
+    """``[N, columns]`` float64 from a ``.csv`` (optional header) or ``.npy`` file, or one clear error."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputFileError(f"{what} file {path} does not exist; give a .csv or .npy file")
+    if path.suffix == ".npy":
+        try:
+            array = np.load(path, allow_pickle=False)
+        except (ValueError, OSError) as exc:
+            raise InputFileError(f"{what} file {path} is not a readable .npy array ({exc})") from None
+        array = np.asarray(array, dtype=np.float64) if np.issubdtype(array.dtype, np.number) else None
+        if array is None:
+            raise InputFileError(f"{what} file {path} must hold numbers")
+        if columns == 1 and array.ndim == 1:
+            array = array[:, None]
+    elif path.suffix == ".csv":
+        rows = [r for r in csv.reader(io.StringIO(path.read_text())) if r and any(c.strip() for c in r)]
+        try:
+            float(rows[0][0])
+        except (ValueError, IndexError):
+            rows = rows[1:]  # a header line
+        try:
+            array = np.array([[float(c) for c in r] for r in rows], dtype=np.float64)
+        except ValueError as exc:
+            raise InputFileError(f"{what} file {path}: {exc}; every row must be {columns} numbers") from None
+    else:
+        raise InputFileError(f"{what} file {path} must be .csv or .npy")
+    if array.ndim != 2 or array.shape[1] != columns or len(array) == 0:
+        raise InputFileError(f"{what} file {path} must hold rows of {columns} number{'s' if columns > 1 else ''} "
+                             f"({'x, y' if columns == 2 else 'x'}), got an array of shape {array.shape}")
+    if not np.isfinite(array).all():
+        raise InputFileError(f"{what} file {path} holds a value that is not a finite number")
+    return array
+
+
+def read_image(path: Path, size: int) -> torch.Tensor:
+    """``[3, size, size]`` in [0, 1], decoded and resized as the training images were."""
+    from PIL import Image, UnidentifiedImageError
+
+    from mmaml.data.image_classes import resize_square
+
+    try:
+        with Image.open(path) as image:
+            array = np.asarray(image.convert("RGB"), dtype=np.uint8)
+    except (UnidentifiedImageError, OSError):
+        raise InputFileError(f"{path} is not a readable image") from None
+    return torch.from_numpy(np.array(resize_square(array, size))).permute(2, 0, 1).float().div_(255)
+
+
+def image_files(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+
+
+def read_image_support(folder: Path, ways: int, size: int) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
+    """``(images [K, 3, S, S], labels [K], class names)`` from one subfolder per class."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise InputFileError(f"support folder {folder} does not exist; give a folder with one subfolder per class")
+    classes = sorted(p for p in folder.iterdir() if p.is_dir())
+    if len(classes) != ways:
+        raise InputFileError(f"support folder {folder} has {len(classes)} class subfolders; this run classifies "
+                             f"{ways} classes at a time, so give exactly {ways}")
+    images, labels = [], []
+    for label, cls in enumerate(classes):
+        files = image_files(cls)
+        if not files:
+            raise InputFileError(f"class folder {cls} holds no image files ({', '.join(sorted(IMAGE_SUFFIXES))})")
+        images += [read_image(f, size) for f in files]
+        labels += [label] * len(files)
+    return torch.stack(images), torch.tensor(labels), [c.name for c in classes]
+
+
+def predict_regression(model, support: Path, query: Path, steps: int | None) -> str:
+    table = read_table(support, 2, "support")
+    xs = read_table(query, 1, "query")
+    as_tensor = lambda a: torch.as_tensor(a, dtype=torch.float32)  # noqa: E731
+    predictor = model.adapt_task(as_tensor(table[:, :1]), as_tensor(table[:, 1:]), steps=steps)
+    pred = predictor(as_tensor(xs)).cpu().double().numpy()
+    lines = ["x,prediction"] + [f"{x!r},{p!r}" for x, p in zip(xs[:, 0].tolist(), pred[:, 0].tolist())]
+    return "\n".join(lines) + "\n"
+
+
+def predict_images(model, support: Path, query: Path, steps: int | None) -> str:
+    config = model.config
+    images, labels, names = read_image_support(support, config.num_ways, config.image_size)
+    query = Path(query)
+    if not query.is_dir():
+        raise InputFileError(f"query folder {query} does not exist; give a folder of image files")
+    files = image_files(query)
+    if not files:
+        raise InputFileError(f"query folder {query} holds no image files")
+    predictor = model.adapt_task(images, labels, steps=steps)
+    probs = torch.softmax(predictor(torch.stack([read_image(f, config.image_size) for f in files])), dim=-1)
+    header = "file,class," + ",".join(f"p_{n}" for n in names)
+    lines = [header] + [f"{f.name},{names[int(p.argmax())]}," + ",".join(f"{v:.6f}" for v in p.tolist())
+                        for f, p in zip(files, probs.cpu())]
+    return "\n".join(lines) + "\n"
+
+
+def cmd_predict(args) -> int:
+    from mmaml.training.checkpoint import atomic_write_text
+    from mmaml.training.run_dir import load
+
+    model = load(args.run)
+    task = model.config.task
+    if task == "rl":
+        raise InputFileError(f"{args.run} is a meta-RL run; predict adapts regression and image-classification runs")
+    if getattr(model, "needs_mode", False):
+        raise InputFileError(f"{args.run} is a Multi-MAML run, which needs each task's mode; predict serves MAML and "
+                             "MuMoMAML runs")
+    steps = model.config.eval_inner_steps if args.steps is None else args.steps  # as mmaml eval adapts
+    text = (predict_regression if task == "regression" else predict_images)(model, args.support, args.query, steps)
+    if args.out is None:
+        sys.stdout.write(text)
+    else:
+        atomic_write_text(Path(args.out), text)
+        print(f"wrote {args.out}")
+    return 0

@@ -1,0 +1,181 @@
+"""`mmaml.load` + `model.adapt`: a trained run applied to new tasks gives exactly what `mmaml eval` scores."""
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+import mmaml
+from mmaml.cli.main import main
+from mmaml.errors import CheckpointError
+from mmaml.metalearners.losses import mse_per_task
+from mmaml.training.builder import build_tasks
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    root = tmp_path_factory.mktemp("adapt")
+    for preset in ("regression-2modes-film", "regression-2modes-multi-maml"):
+        assert main(["train", preset, "--out", str(root / preset), "--iterations", "3", "--no-progress",
+                     "--no-tensorboard", "--set", "meta_batch_size=10"]) == 0
+    assert main(["eval", str(root / "regression-2modes-film"), "--tasks", "60"]) == 0
+    return root
+
+
+def test_adapt_predicts_exactly_what_eval_scores(runs):
+    run = runs / "regression-2modes-film"
+    model = mmaml.load(run)
+    assert model.config.method == "mumomaml" and model.iteration == 3 and not model.training
+    per_task = json.loads((run / "eval_per_task.json").read_text())
+    # the evaluation's test tasks: the same seed, drawn at once
+    batch = build_tasks(model.config).sample(per_task["num_tasks"], torch.Generator().manual_seed(per_task["seed"]))
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    predictor = model.adapt(batch.support_x, batch.support_y, steps=per_task["inner_steps"])
+    pred = predictor(batch.query_x)
+    assert pred.shape == batch.query_y.shape and not pred.requires_grad
+    mse = mse_per_task(pred, batch.query_y).double()
+    torch.testing.assert_close(mse, torch.tensor(per_task["post_adaptation"], dtype=torch.float64),
+                               rtol=1e-6, atol=1e-7)
+    # the meta-parameters are untouched, and the predictor's adaptation is the model's own
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    assert predictor.embedding.shape[0] == per_task["num_tasks"]
+    # one task at a time: the same predictions
+    one = model.adapt_task(batch.support_x[7], batch.support_y[7], steps=per_task["inner_steps"])
+    torch.testing.assert_close(one(batch.query_x[7]), pred[7], rtol=1e-5, atol=1e-6)
+    # zero steps: the modulated prior, as eval's post-modulation score
+    prior = model.adapt(batch.support_x, batch.support_y, steps=0)(batch.query_x)
+    torch.testing.assert_close(mse_per_task(prior, batch.query_y).double(),
+                               torch.tensor(per_task["post_modulation"], dtype=torch.float64), rtol=1e-6, atol=1e-7)
+
+
+def test_multi_maml_needs_the_mode(runs):
+    model = mmaml.load(runs / "regression-2modes-multi-maml")
+    batch = build_tasks(model.config).sample(4, torch.Generator().manual_seed(0))
+    with pytest.raises(ValueError, match="mode="):
+        model.adapt(batch.support_x, batch.support_y)
+    with_mode = model.adapt(batch.support_x, batch.support_y, mode=batch.mode)(batch.query_x)
+    expected = model(batch, with_prior=False, create_graph=False).query_pred
+    torch.testing.assert_close(with_mode, expected.detach(), rtol=1e-5, atol=1e-6)
+
+
+def test_load_errors_are_one_line(tmp_path):
+    with pytest.raises(CheckpointError, match="does not exist"):
+        mmaml.load(tmp_path / "nothing")
+    with pytest.raises(ValueError, match="must agree"):
+        mmaml.MAML(mmaml.Learner(torch.nn.Linear(1, 1)), 0.1, 1).adapt(torch.zeros(2, 5, 1), torch.zeros(3, 5, 1))
+
+
+def test_predict_regression_files_round_trip(runs, tmp_path):
+    run = runs / "regression-2modes-film"
+    model = mmaml.load(run)
+    batch = build_tasks(model.config).sample(1, torch.Generator().manual_seed(5))
+    sx, sy, qx = batch.support_x[0], batch.support_y[0], batch.query_x[0]
+
+    steps = model.config.eval_inner_steps
+    expected = model.adapt_task(sx, sy, steps=steps)(qx)[:, 0].double()
+    import numpy as np
+
+    support_csv = tmp_path / "support.csv"
+    support_csv.write_text("x,y\n" + "".join(f"{float(x)!r},{float(y)!r}\n" for x, y in zip(sx[:, 0], sy[:, 0])))
+    np.save(tmp_path / "query.npy", qx[:, 0].double().numpy())
+    out = tmp_path / "pred.csv"
+    assert main(["predict", str(run), "--support", str(support_csv), "--query", str(tmp_path / "query.npy"),
+                 "--out", str(out)]) == 0
+    lines = out.read_text().splitlines()
+    assert lines[0] == "x,prediction" and len(lines) == 1 + qx.shape[0]
+    got = torch.tensor([[float(v) for v in line.split(",")] for line in lines[1:]], dtype=torch.float64)
+    torch.testing.assert_close(got[:, 0], qx[:, 0].double())
+    torch.testing.assert_close(got[:, 1], expected, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("content, needle", [
+    (None, "does not exist"),
+    ("x,y\n1,2,3\n", "rows of 2 numbers"),
+    ("x,y\n1,abc\n", "every row must be 2 numbers"),
+    ("x,y\n1,nan\n", "not a finite number"),
+])
+def test_predict_bad_support_is_one_line(runs, tmp_path, capsys, content, needle):
+    support = tmp_path / "support.csv"
+    if content is not None:
+        support.write_text(content)
+    query = tmp_path / "query.csv"
+    query.write_text("0.5\n1.0\n")
+    out = tmp_path / "pred.csv"
+    code = main(["predict", str(runs / "regression-2modes-film"), "--support", str(support), "--query", str(query),
+                 "--out", str(out)])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1 and needle in err and "Traceback" not in err
+    assert not out.exists()
+
+
+def test_predict_refuses_multi_maml_runs(runs, tmp_path, capsys):
+    (tmp_path / "s.csv").write_text("1,2\n")
+    (tmp_path / "q.csv").write_text("1\n")
+    assert main(["predict", str(runs / "regression-2modes-multi-maml"), "--support", str(tmp_path / "s.csv"),
+                 "--query", str(tmp_path / "q.csv")]) == 2
+    assert "Multi-MAML" in capsys.readouterr().err
+
+
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+@pytest.mark.skipif(not ((SHARED / "omniglot" / "images_background.npz").exists()
+                         and (SHARED / "tiny-imagenet-200").exists()),
+                    reason=f"Omniglot and Tiny ImageNet copies not found in {SHARED}")
+def test_predict_images_from_folders(tmp_path, monkeypatch):
+    """Support images in one folder per class and query images, as PNG files: the predictions are those of
+    `adapt_task` on the same pixels, and the labels follow the sorted class folder names."""
+    import numpy as np
+    from PIL import Image
+
+    monkeypatch.setenv("MMAML_DATA", str(SHARED))
+    monkeypatch.setenv("MMAML_CACHE", str(tmp_path / "cache"))
+    run = tmp_path / "run"
+    assert main(["train", "classification-cpu-2modes-mumomaml-5w1s", "--out", str(run), "--iterations", "1",
+                 "--set", "images_per_class=20", "--set", "channels=[8,8,8,8]", "--no-progress",
+                 "--no-tensorboard"]) == 0
+    model = mmaml.load(run)
+    batch = build_tasks(model.config, split="test").sample(1, torch.Generator().manual_seed(3))
+    names = ["e", "d", "c", "b", "a"]  # label i -> folder names[i]; sorted, the folders give labels 4..0
+
+    def save(image, path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray((image.permute(1, 2, 0) * 255).round().byte().numpy()).save(path)
+
+    for i, (image, label) in enumerate(zip(batch.support_x[0], batch.support_y[0])):
+        save(image, tmp_path / "support" / names[int(label)] / f"{i}.png")
+    for i, image in enumerate(batch.query_x[0]):
+        save(image, tmp_path / "query" / f"q{i:02d}.png")
+    out = tmp_path / "pred.csv"
+    assert main(["predict", str(run), "--support", str(tmp_path / "support"), "--query", str(tmp_path / "query"),
+                 "--out", str(out)]) == 0
+    rows = [line.split(",") for line in out.read_text().splitlines()]
+    assert rows[0] == ["file", "class", "p_a", "p_b", "p_c", "p_d", "p_e"] and len(rows) == 1 + batch.query_x.shape[1]
+    # the same task with labels renumbered as the sorted folders: a -> 0, ..., e -> 4
+    relabel = torch.tensor([4, 3, 2, 1, 0])
+    logits = model.adapt_task(batch.support_x[0], relabel[batch.support_y[0]],
+                              steps=model.config.eval_inner_steps)(batch.query_x[0])
+    expected = torch.softmax(logits, -1)
+    got = torch.tensor([[float(v) for v in r[2:]] for r in rows[1:]])
+    torch.testing.assert_close(got, expected, atol=2e-6, rtol=0)
+    assert [r[1] for r in rows[1:]] == ["abcde"[int(i)] for i in expected.argmax(-1)]
+    assert np.isclose(got.sum(-1).numpy(), 1, atol=1e-5).all()
+
+
+def test_readme_load_example_runs(runs, monkeypatch, capsys):
+    import re
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    code = next(c for c in re.findall(r"```python\n(.*?)```", readme, re.S) if "mmaml.load(" in c)
+    monkeypatch.chdir(runs)
+    (runs / "runs").mkdir(exist_ok=True)
+    if not (runs / "runs" / "film").exists():
+        (runs / "runs" / "film").symlink_to(runs / "regression-2modes-film")
+    namespace: dict = {}
+    exec(compile(code, "README.md", "exec"), namespace)
+    assert capsys.readouterr().out.strip() == "torch.Size([100, 1])"
+    # the example's predictor is the model adapted to its five points, exactly as adapt() gives it
+    model, x, y, query = (namespace[k] for k in ("model", "x", "y", "query"))
+    steps = model.config.eval_inner_steps
+    torch.testing.assert_close(namespace["predict"](query), model.adapt(x[None], y[None], steps=steps)(query[None])[0])

@@ -1,0 +1,62 @@
+"""Mode identification from task embeddings: k-NN accuracy and silhouette behave as they must on embeddings
+whose separation is known by construction, and `mmaml eval` reports them for MuMoMAML runs."""
+
+import json
+
+import pytest
+import torch
+
+from mmaml.cli.main import main
+from mmaml.training.mode_identification import mode_identification
+
+
+def clusters(separation: float, n: int = 300, modes: int = 3, dim: int = 8, seed: int = 0):
+    g = torch.Generator().manual_seed(seed)
+    mode = torch.arange(n) % modes
+    centres = torch.eye(modes, dim) * separation
+    return centres[mode] + torch.randn(n, dim, generator=g), mode
+
+
+def test_separable_embeddings_are_identified():
+    emb, mode = clusters(separation=20.0)
+    r = mode_identification(emb, mode, ["a", "b", "c"])
+    assert r["knn_accuracy"] == 1.0 and r["silhouette"] > 0.8
+    assert r["num_fit"] + r["num_scored"] == 300 and r["chance"] == pytest.approx(1 / 3, abs=0.01)
+    assert r["confusion"]["b"] == {"a": 0.0, "b": 1.0, "c": 0.0}
+
+
+def test_shuffled_modes_score_near_chance():
+    emb, mode = clusters(separation=20.0, n=600)
+    shuffled = mode[torch.randperm(600, generator=torch.Generator().manual_seed(1))]
+    r = mode_identification(emb, shuffled, ["a", "b", "c"])
+    assert abs(r["knn_accuracy"] - 1 / 3) < 0.08 and abs(r["silhouette"]) < 0.05
+
+
+def test_overlap_shows_in_the_confusion():
+    """Modes 0 and 1 share one cluster, mode 2 has its own: 0 and 1 confuse each other only."""
+    emb, mode = clusters(separation=20.0, n=600)
+    emb[mode == 1] = emb[mode == 1] - torch.eye(3, 8)[1] * 20 + torch.eye(3, 8)[0] * 20
+    r = mode_identification(emb, mode, ["a", "b", "c"])
+    assert r["confusion"]["c"]["c"] == 1.0
+    assert 0.2 < r["confusion"]["a"]["b"] < 0.8 and r["confusion"]["a"]["c"] == 0.0
+    assert 0.5 < r["knn_accuracy"] < 0.85
+
+
+def test_too_few_tasks_or_one_mode_refused():
+    with pytest.raises(ValueError, match="at least 4 tasks"):
+        mode_identification(torch.zeros(10, 2), torch.zeros(10, dtype=torch.long), ["a"])
+
+
+def test_eval_reports_mode_identification_for_mumomaml_only(tmp_path, capsys):
+    small = ["--iterations", "2", "--no-progress", "--no-tensorboard", "--set", "meta_batch_size=10"]
+    for name in ("regression-2modes-film", "regression-2modes-maml"):
+        assert main(["train", name, "--out", str(tmp_path / name), *small]) == 0
+        assert main(["eval", str(tmp_path / name), "--tasks", "40"]) == 0
+    out = capsys.readouterr().out
+    film = json.loads((tmp_path / "regression-2modes-film" / "eval.json").read_text())
+    maml = json.loads((tmp_path / "regression-2modes-maml" / "eval.json").read_text())
+    r = film["mode_identification"]
+    assert 0 <= r["knn_accuracy"] <= 1 and -1 <= r["silhouette"] <= 1 and r["num_scored"] == 20
+    assert set(r["confusion"]) == {"sinusoid", "linear"}
+    assert "mode_identification" not in maml
+    assert out.count("mode identification from the task embeddings") == 1
