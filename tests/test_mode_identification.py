@@ -60,3 +60,10 @@ def test_eval_reports_mode_identification_for_mumomaml_only(tmp_path, capsys):
     assert set(r["confusion"]) == {"sinusoid", "linear"}
     assert "mode_identification" not in maml
     assert out.count("mode identification from the task embeddings") == 1
+
+
+def test_many_tasks_are_subsampled_with_every_mode_kept():
+    emb, mode = clusters(separation=20.0, n=9000)
+    r = mode_identification(emb, mode, ["a", "b", "c"])
+    assert r["num_fit"] + r["num_scored"] == 4000 and r["knn_accuracy"] == 1.0
+    assert r["chance"] == pytest.approx(1 / 3, abs=0.01)
