@@ -40,6 +40,7 @@ threads when the process had its cores to itself, less when it had to share).
 
     python benchmarks/bench_rl.py [--threads 1] [--repeats 5] [--json FILE]
     python benchmarks/bench_rl.py --skip-envs --presets rl-pointmass-4modes-maml,rl-pointmass-4modes-mumomaml
+    python benchmarks/bench_rl.py --skip-envs --presets rl-navigation-maml,rl-navigation-maml:fisher_second_order=false
     python benchmarks/bench_rl.py --skip-iterations --envs navigation-bimodal --env-steps 50000
     python benchmarks/bench_rl.py --envs cheetah-speed --presets rl-cheetah-speed-maml,rl-cheetah-speed-mumomaml \
         --batched-rounds 2 --threads 2
@@ -303,10 +304,13 @@ def bench_iterations(args) -> dict:
     presets = [p for p in args.presets.split(",") if p]
     algos, build_seconds, warmup_seconds, configs = {}, {}, {}, {}
     for preset in presets:
-        config = resolve(preset)
+        # "preset:key=value:key=value" times the preset with its own overrides, beside the plain one
+        name, *own = preset.split(":")
+        config = resolve(name)
         if config.task != "rl":
-            raise SystemExit(f"{preset} is not an RL preset")
-        config = (apply_overrides(config, overrides) if overrides else config).validate()
+            raise SystemExit(f"{name} is not an RL preset")
+        values = {**overrides, **dict(parse_assignment(s) for s in own)}
+        config = (apply_overrides(config, values) if values else config).validate()
         configs[preset] = config
         t0 = time.perf_counter()
         algos[preset] = RLAlgorithm(config, torch.device(args.device), torch.Generator().manual_seed(0))
@@ -386,7 +390,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--threads", type=int, default=1, help="torch threads for every part (default 1)")
     parser.add_argument("--repeats", type=int, default=5, help="alternating timing blocks; medians are reported")
-    parser.add_argument("--presets", default=DEFAULT_PRESETS, help="comma-separated RL presets")
+    parser.add_argument("--presets", default=DEFAULT_PRESETS,
+                        help="comma-separated RL presets, each optionally with its own overrides: PRESET:KEY=VALUE:...")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="config override applied to every preset (repeatable)")
     parser.add_argument("--envs", default=DEFAULT_ENVS, help="comma-separated env names")

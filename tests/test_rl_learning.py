@@ -260,3 +260,37 @@ def test_fisher_vector_product_is_the_hessian_of_the_kl(modulated):
         hv = flatten(torch.autograd.grad(kl_grad @ v, params, retain_graph=True, allow_unused=True), params)
         torch.testing.assert_close(product(v), hv, atol=1e-6, rtol=1e-4)
     assert float(product(v) @ v) > 0
+
+
+def test_first_order_fisher_is_the_kl_hessian_at_the_adapted_policy():
+    """``fisher_second_order: false``: the Fisher of the adapted policy in its own parameters, i.e. the inner
+    step's Jacobian taken as the identity. Against the textbook Hessian-vector product of the KL with the
+    adapted parameters as free leaves."""
+    from mmaml.rl.maml_trpo import fisher_vector_product
+    from mmaml.rl.metalearner import adapted_parameters
+    from mmaml.rl.policy import kl_divergence
+    from mmaml.rl.trpo import flatten
+
+    model, env = small_model(False, seed=5)
+    rollouts = small_rollouts(model, env, steps=1)
+    params = list(model.parameters())
+    _, _, pred = surrogate(model, rollouts, None, create_graph=False)
+    product = fisher_vector_product(pred, params, damping=0.0)
+    adapted, _ = adapted_parameters(model, rollouts, create_graph=False)
+    names = list(model.learner.meta_parameters())
+    leaves = {k: adapted[k].detach().requires_grad_() for k in names}
+    obs, _ = rollouts.steps[-1].flat()
+    new = model.learner(leaves, obs, None, model.modulation_kind)
+    kl = kl_divergence(new.detach(), new).mean()
+    grads = torch.autograd.grad(kl, [leaves[k] for k in names], create_graph=True)
+    # the meta-parameters are shared across tasks: a direction v moves every task's adapted parameters by v
+    for seed in range(2):
+        v = torch.randn(sum(p.numel() for p in params), generator=torch.Generator().manual_seed(seed))
+        pieces, start = {}, 0
+        for k, p in zip(names, params):
+            pieces[k] = v[start:start + p.numel()].view_as(p)
+            start += p.numel()
+        dot = sum((g * pieces[k]).sum() for k, g in zip(names, grads))  # broadcast over the task dimension
+        hv = torch.autograd.grad(dot, [leaves[k] for k in names], retain_graph=True)
+        expected = torch.cat([h.sum(0).reshape(-1) for h in hv])  # back to the shared parameters
+        torch.testing.assert_close(product(v), expected, atol=1e-6, rtol=1e-4)

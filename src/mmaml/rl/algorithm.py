@@ -20,7 +20,7 @@ from mmaml.rl.metalearner import rollout_adaptation
 
 def trpo_settings(config: RLConfig) -> TRPOSettings:
     return TRPOSettings(config.max_kl, config.cg_iterations, config.cg_damping, config.line_search_steps,
-                        config.line_search_ratio, config.fisher_subsample)
+                        config.line_search_ratio, config.fisher_subsample, config.fisher_second_order)
 
 
 class RLAlgorithm:

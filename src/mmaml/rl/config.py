@@ -47,6 +47,7 @@ class RLConfig(RunConfig):
     line_search_steps: int = 15
     line_search_ratio: float = 0.8
     fisher_subsample: float = 0.5  # fraction of the tasks the Fisher-vector products use
+    fisher_second_order: bool = True  # the Fisher through the inner steps; false: at the adapted policy only
     # simulation: threads of the MuJoCo envs' physics (half-cheetah; the results do not depend on it)
     sim_threads: int = 1
     # bookkeeping
