@@ -179,3 +179,34 @@ def test_readme_load_example_runs(runs, monkeypatch, capsys):
     model, x, y, query = (namespace[k] for k in ("model", "x", "y", "query"))
     steps = model.config.eval_inner_steps
     torch.testing.assert_close(namespace["predict"](query), model.adapt(x[None], y[None], steps=steps)(query[None])[0])
+
+
+def test_rl_adapt_gives_the_policy_eval_scores(tmp_path):
+    from mmaml.rl.builder import build_env
+    from mmaml.rl.envs.registry import make_goals
+    from mmaml.rl.evaluation import per_task_returns, sample_test_goals
+    from mmaml.rl.sampler import sample_episodes
+
+    run = tmp_path / "nav"
+    assert main(["train", "rl-navigation-mumomaml", "--out", str(run), "--iterations", "2", "--no-progress",
+                 "--no-tensorboard", "--set", "meta_batch_size=4", "--set", "episodes_per_task=4",
+                 "--set", "hidden_sizes=[16]"]) == 0
+    model = mmaml.load(run)
+    config, env = model.config, build_env(model.config)
+    expected, _ = per_task_returns(model, config, env, make_goals(config.env), 4, seed=9, steps=2)
+    goals, mode, generator = sample_test_goals(make_goals(config.env), 4, seed=9)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    policy = model.adapt(env, goals, steps=2, generator=generator, mode=mode)
+    # the same generator stream as evaluation: the same episodes at every step, hence the same returns
+    torch.testing.assert_close(policy.rollouts.returns_by_step(), expected)
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    # the adapted policy is what sampled the last episodes: their log-probabilities under it match
+    last = policy.rollouts.steps[-1]
+    from mmaml.rl.policy import log_prob
+
+    torch.testing.assert_close(log_prob(policy(last.observations), last.actions), last.log_probs,
+                               atol=1e-5, rtol=1e-5)
+    actions = policy.act(last.observations[:, :, :3])
+    assert actions.shape == (4, last.observations.shape[1], 3, env.action_dim)
+    deterministic = sample_episodes(env, policy, goals, 2, torch.Generator().manual_seed(1), deterministic=True)
+    assert torch.isfinite(deterministic.rewards).all()

@@ -95,6 +95,24 @@ class PolicyMetaLearner(nn.Module):
         """``observations [T, N, O] -> [T, N, 2A]`` for per-task (or shared) ``params`` and ``taus``."""
         return lambda obs: self.learner(params, obs, taus, self.modulation_kind)
 
+    def adapt(self, env: BatchedEnv, goals: Tensor, steps: int | None = None,
+              generator: torch.Generator | None = None, mode: Tensor | None = None) -> "AdaptedPolicy":
+        """Modulate and adapt to the tasks ``goals [T, G]`` by interacting with ``env``: an :class:`AdaptedPolicy`.
+
+        As evaluation does: unmodulated episodes for the encoder (MuMoMAML), then
+        ``steps`` policy-gradient steps on fresh episodes (default: the config's
+        ``eval_inner_steps`` when the model came from :func:`mmaml.load`, else 1).
+        Episode counts, discount and GAE come from that config too (defaults: 20,
+        1, 0.99, 1.0). ``generator`` (CPU) draws start states and exploration noise.
+        """
+        config = getattr(self, "config", None)
+        steps = (config.eval_inner_steps if config is not None else 1) if steps is None else steps
+        generator = torch.Generator().manual_seed(0) if generator is None else generator
+        device = next(self.parameters()).device
+        return adapt_policy(self, env, goals.to(device), steps,
+                            getattr(config, "episodes_per_task", 20), generator, getattr(config, "encoder_episodes", 1),
+                            getattr(config, "discount", 0.99), getattr(config, "gae_lambda", 1.0), mode)
+
     def inner_step(self, params: Params, taus: Taus | None, episodes: Episodes, create_graph: bool) -> Params:
         """One policy-gradient step of every task on its own ``episodes``: ``{name: [T, *shape]}``."""
         obs, actions = episodes.flat()
@@ -114,6 +132,8 @@ class Rollouts:
         steps: ``steps[k]`` holds the episodes of the policy after ``k`` inner steps;
             the last entry is what the outer loop scores.
         taus: the modulation used ({site: [T, units]}) or None; embedding ``[T, E]`` or None.
+        adapted: each task's parameters after all the inner steps, ``{name: [T, *shape]}``
+            (detached; shared ``[*shape]`` when no step was taken).
     """
 
     goals: Tensor
@@ -122,6 +142,7 @@ class Rollouts:
     steps: list[Episodes]
     taus: Taus | None = None
     embedding: Tensor | None = None
+    adapted: Params | None = None
 
     @property
     def num_tasks(self) -> int:
@@ -139,7 +160,8 @@ class Rollouts:
         move = lambda e: None if e is None else e.to(device)  # noqa: E731
         return Rollouts(self.goals.to(device), self.mode.to(device), move(self.encoder), [move(e) for e in self.steps],
                         None if self.taus is None else {k: v.to(device) for k, v in self.taus.items()},
-                        None if self.embedding is None else self.embedding.to(device))
+                        None if self.embedding is None else self.embedding.to(device),
+                        None if self.adapted is None else {k: v.to(device) for k, v in self.adapted.items()})
 
     def returns_by_step(self) -> Tensor:
         """``[S + 1, T]``: each task's average episode return after 0, 1, ... S inner steps."""
@@ -187,7 +209,7 @@ def rollout_adaptation(
             start = {n: v.detach().requires_grad_() for n, v in params.items()}
             params = {n: v.detach() for n, v in model.inner_step(start, taus, steps[-1], create_graph=False).items()}
             timings["adapt"] = timings.get("adapt", 0.0) + time.perf_counter() - started
-    return Rollouts(goals, mode, encoder_eps, steps, taus, embedding)
+    return Rollouts(goals, mode, encoder_eps, steps, taus, embedding, params)
 
 
 def adapted_parameters(model: PolicyMetaLearner, rollouts: Rollouts, create_graph: bool) -> tuple[Params, Taus | None]:
@@ -201,3 +223,51 @@ def adapted_parameters(model: PolicyMetaLearner, rollouts: Rollouts, create_grap
     for episodes in rollouts.steps[:-1]:
         params = model.inner_step(params, taus, episodes, create_graph)
     return params, taus
+
+
+class AdaptedPolicy:
+    """A meta-learned policy modulated and adapted to ``T`` tasks: ``observations [T, N, O] -> [T, N, 2A]``.
+
+    Made by :meth:`PolicyMetaLearner.adapt`; holds the adapted parameters and the
+    modulation (no autograd graph) and the :class:`Rollouts` the adaptation sampled
+    (``rollouts.steps[-1]``: episodes of the adapted policy itself).
+    """
+
+    def __init__(self, model: PolicyMetaLearner, rollouts: Rollouts) -> None:
+        self.model = model
+        self.rollouts = rollouts
+        self.params = rollouts.adapted
+        self.taus = rollouts.taus
+
+    def __call__(self, observations: Tensor) -> Tensor:
+        with torch.no_grad():
+            return self.model.learner(self.params, observations, self.taus, self.model.modulation_kind)
+
+    def act(self, observations: Tensor, generator: torch.Generator | None = None) -> Tensor:
+        """Actions ``[T, N, A]``: the mean, or a sample when a CPU ``generator`` is given."""
+        from mmaml.rl.policy import sample_actions
+
+        pred = self(observations)
+        a = pred.shape[-1] // 2
+        noise = torch.zeros_like(pred[..., :a]) if generator is None else torch.randn(
+            pred[..., :a].shape, generator=generator).to(pred.device)
+        return sample_actions(pred, noise)
+
+
+def adapt_policy(model: PolicyMetaLearner, env: BatchedEnv, goals: Tensor, steps: int, episodes: int,
+                 generator: torch.Generator, encoder_episodes: int = 1, discount: float = 0.99,
+                 gae_lambda: float = 1.0, mode: Tensor | None = None) -> AdaptedPolicy:
+    """The adaptation protocol of evaluation, in ``env``, for the tasks ``goals [T, G]``: an :class:`AdaptedPolicy`.
+
+    Exactly :func:`rollout_adaptation` (so the same generator state gives the policy
+    ``mmaml eval`` scores); the meta-parameters do not change.
+    """
+    mode = torch.zeros(goals.shape[0], dtype=torch.long) if mode is None else mode
+    was_training = model.training
+    model.eval()
+    try:
+        rollouts = rollout_adaptation(model, env, goals, mode, episodes, steps, generator, encoder_episodes,
+                                      discount, gae_lambda)
+    finally:
+        model.train(was_training)
+    return AdaptedPolicy(model, rollouts)
