@@ -259,3 +259,43 @@ def test_a_full_disk_during_a_save_keeps_the_previous_checkpoint(tmp_path, capsy
     monkeypatch.setattr(checkpoint.os, "fsync", real_fsync)
     assert main([*args, "--iterations", "6", "--resume"]) == 0
     assert load_checkpoint(run / "checkpoint.pt")["iteration"] == 6
+
+
+@pytest.mark.parametrize("groups", ["per_group", "joint"])
+def test_meta_gradient_clipping_per_group_or_joint(groups):
+    """per_group: the learner's and the encoder + modulation network's meta-gradients are each clipped to the norm
+    (the authors' code); joint: one norm over both."""
+    from mmaml.training.config import apply_overrides
+    from mmaml.training.presets import resolve
+    from mmaml.training.supervised import SupervisedAlgorithm
+
+    config = apply_overrides(resolve("regression-2modes-film"), {
+        "meta_batch_size": 6, "grad_norm_clip": 1e-4, "grad_clip_groups": groups}).validate()
+    torch.manual_seed(0)
+    algorithm = SupervisedAlgorithm(config, torch.device("cpu"), torch.Generator().manual_seed(0))
+    seen = {}
+
+    def record(*args, **kwargs):
+        for i, group in enumerate(algorithm.model.parameter_groups()):
+            seen[i] = float(torch.cat([p.grad.reshape(-1) for p in group if p.grad is not None]).norm())
+
+    algorithm.optimizer.step = record
+    row = algorithm.step()
+    assert row["grad_norm"] > 1e-3  # far above the clip: clipping engaged
+    if groups == "per_group":
+        assert seen[0] == pytest.approx(1e-4, rel=1e-3) and seen[1] == pytest.approx(1e-4, rel=1e-3)
+    else:
+        assert (seen[0] ** 2 + seen[1] ** 2) ** 0.5 == pytest.approx(1e-4, rel=1e-3)
+        assert seen[0] < 1e-4 and seen[1] < 1e-4
+
+
+def test_runs_saved_before_the_clipping_key_read_as_joint(tmp_path):
+    from mmaml.training.config import saved_config_from_dict
+    from mmaml.training.presets import resolve
+
+    preset = resolve("regression-2modes-film")
+    assert preset.grad_clip_groups == "joint"  # until the 10k-iteration comparison says otherwise
+    old = preset.to_dict()
+    del old["grad_clip_groups"]
+    assert saved_config_from_dict(old).grad_clip_groups == "joint"
+    assert saved_config_from_dict({**old, "grad_clip_groups": "per_group"}).grad_clip_groups == "per_group"

@@ -103,6 +103,10 @@ class GradientMetaLearner(nn.Module):
         """``(taus, embedding)`` for each task; ``(None, None)`` without modulation."""
         return None, None
 
+    def parameter_groups(self) -> list[list[nn.Parameter]]:
+        """The groups whose meta-gradients are clipped separately (``grad_clip_groups: per_group``): one here."""
+        return [list(self.parameters())]
+
     # -- using a trained model on new tasks ------------------------------------
     def adapt(self, support_x: Tensor, support_y: Tensor, steps: int | None = None,
               mode: Tensor | None = None) -> "AdaptedModel":

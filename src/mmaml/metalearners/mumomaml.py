@@ -59,6 +59,12 @@ class MuMoMAML(GradientMetaLearner):
             task_encoder.embedding_dim, learner.tau_sizes(modulation), modulation_init
         )
 
+    def parameter_groups(self) -> list[list[nn.Parameter]]:
+        """The learner, and the task encoder with the modulation network (clipped separately, as the authors do)."""
+        learner = list(self.learner.parameters())
+        mine = {id(p) for p in learner}
+        return [learner, [p for p in self.parameters() if id(p) not in mine]]
+
     def embed(self, batch: TaskBatch) -> Tensor:
         """Task embeddings ``[T, E]`` from the support set."""
         return self.task_encoder(batch.support_x, batch.support_y)

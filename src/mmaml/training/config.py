@@ -79,6 +79,9 @@ class BaseConfig(RunConfig):
     meta_batch_size: int = 50
     meta_lr: float = 0.001
     grad_norm_clip: typing.Optional[float] = 2.0
+    # joint: one norm over all meta-gradients (every run so far); per_group: the learner's and the task
+    # encoder + modulation network's each clipped to grad_norm_clip, as the authors' code does
+    grad_clip_groups: str = "joint"
 
     def validate(self) -> "BaseConfig":
         """Raise :class:`ConfigError` naming the first invalid value."""
@@ -88,6 +91,8 @@ class BaseConfig(RunConfig):
             bad("modulation", f"choose one of {', '.join(MODULATION_KINDS)}")
         if self.modulation_init not in ("default", "zero"):
             bad("modulation_init", "choose default or zero")
+        if self.grad_clip_groups not in GRAD_CLIP_GROUPS:
+            bad("grad_clip_groups", f"choose one of {', '.join(GRAD_CLIP_GROUPS)}")
         if self.meta_batch_size < 1:
             bad("meta_batch_size", "must be at least 1")
         for key in ("inner_steps", "eval_inner_steps"):
@@ -235,6 +240,20 @@ def config_types() -> dict[str, type[RunConfig]]:
     from mmaml.rl.config import RLConfig
 
     return {**CONFIG_TYPES, "rl": RLConfig}
+
+
+GRAD_CLIP_GROUPS = ("per_group", "joint")
+# keys added after runs were saved without them, and the value those runs used (what a saved
+# config lacking the key means); presets and new runs get the field's default
+SAVED_RUN_DEFAULTS = {"grad_clip_groups": "joint"}
+
+
+def saved_config_from_dict(values: Mapping[str, Any]) -> RunConfig:
+    """The config of a saved run (checkpoint or ``config.yaml``): a key it lacks means what it meant then."""
+    kind = config_types().get(values.get("task", "regression"))
+    names = {f.name for f in dataclasses.fields(kind)} if kind is not None else set()
+    legacy = {k: v for k, v in SAVED_RUN_DEFAULTS.items() if k in names and k not in values}
+    return config_from_dict({**values, **legacy})
 
 
 def config_from_dict(values: Mapping[str, Any]) -> RunConfig:

@@ -11,7 +11,7 @@ from mmaml.errors import CheckpointError, ConfigError
 from mmaml.metalearners import GradientMetaLearner
 from mmaml.training.builder import build_metalearner, resolve_device
 from mmaml.training.checkpoint import CHECKPOINT_NAME, load_checkpoint
-from mmaml.training.config import RESUMABLE_KEYS, BaseConfig, config_from_dict
+from mmaml.training.config import RESUMABLE_KEYS, BaseConfig, saved_config_from_dict
 
 CONFIG_NAME = "config.yaml"
 
@@ -26,7 +26,7 @@ def config_to_yaml(config: BaseConfig) -> str:
 
 def config_from_state(state: dict, source: Path) -> BaseConfig:
     try:
-        return config_from_dict(state["config"]).validate()
+        return saved_config_from_dict(state["config"]).validate()
     except (KeyError, ConfigError) as exc:
         raise CheckpointError(f"checkpoint {source} holds no valid config ({exc}); retrain") from None
 
@@ -37,7 +37,7 @@ def check_config_file(run_dir: Path, config: BaseConfig, source: Path) -> None:
     if not written.is_file():
         return
     try:
-        folder = config_from_dict(yaml.safe_load(written.read_text()) or {}).to_dict()
+        folder = saved_config_from_dict(yaml.safe_load(written.read_text()) or {}).to_dict()
     except (ConfigError, yaml.YAMLError, AttributeError):
         raise CheckpointError(f"{written} is not a valid run config; restore it, or delete it to use the "
                               f"checkpoint's own config") from None

@@ -40,9 +40,10 @@ class SupervisedAlgorithm:
         if not math.isfinite(loss):
             return {"loss": loss, "grad_norm": float("nan"), "nonfinite": True}
         out.loss.backward()
-        params = [p for p in self.model.parameters() if p.grad is not None]
         clip = config.grad_norm_clip if config.grad_norm_clip is not None else float("inf")
-        norm = float(torch.nn.utils.clip_grad_norm_(params, clip))
+        groups = self.model.parameter_groups() if config.grad_clip_groups == "per_group" else [self.model.parameters()]
+        norms = [torch.nn.utils.clip_grad_norm_([p for p in g if p.grad is not None], clip) for g in groups]
+        norm = float(torch.stack(norms).square().sum().sqrt())  # the norm over everything, before clipping
         if not math.isfinite(norm):
             self.optimizer.zero_grad(set_to_none=True)
             return {"loss": loss, "grad_norm": norm, "nonfinite": True}
