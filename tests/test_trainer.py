@@ -299,3 +299,28 @@ def test_runs_saved_before_the_clipping_key_read_as_joint(tmp_path):
     del old["grad_clip_groups"]
     assert saved_config_from_dict(old).grad_clip_groups == "joint"
     assert saved_config_from_dict({**old, "grad_clip_groups": "per_group"}).grad_clip_groups == "per_group"
+
+
+def test_every_evaluation_holds_as_many_tasks_of_each_mode(monkeypatch):
+    """1,000 tasks of 3 modes cannot split evenly: the evaluation takes 1,002 (334 each); image-sized chunks
+    are multiples of the number of modes too, so no chunk leans to the first modes."""
+    from mmaml.training.evaluation import balanced_count, per_task_scores
+
+    assert balanced_count(1000, 3) == 1002 and balanced_count(20, 3) == 21 and balanced_count(40, 2) == 40
+    config = apply_overrides(resolve("regression-3modes-maml"), {"meta_batch_size": 6}).validate()
+    torch.manual_seed(0)
+    from mmaml.training.builder import build_metalearner
+
+    model = build_metalearner(config)
+    tasks = build_tasks(config)
+    result = evaluate(model, tasks, num_tasks=100, seed=3, steps=1)
+    assert result["num_tasks"] == 102
+    assert [m["num_tasks"] for m in result["per_mode"].values()] == [34, 34, 34]
+    # chunk by chunk drawing (the image path, taken here with the accuracy metric): every chunk of 20 becomes 21,
+    # a multiple of the modes, so each chunk's mode blocks are equal
+    import mmaml.training.evaluation as evaluation
+
+    monkeypatch.setattr(evaluation, "accuracy_per_task", lambda pred, y: torch.zeros(pred.shape[0]))
+    _, _, mode = per_task_scores(model, tasks, 100, seed=3, steps=1, metric="accuracy", batch_size=20)
+    assert torch.bincount(mode).tolist() == [34, 34, 34]
+    assert all(torch.bincount(mode[i:i + 21], minlength=3).tolist() == [7, 7, 7] for i in range(0, 84, 21))

@@ -160,6 +160,7 @@ def cmd_compare(args) -> int:
     for _, model, _ in loaded:
         _, adapted, mode = per_task_scores(model, tasks, num_tasks, seed, steps, metric)
         scores.append(adapted)
+    num_tasks = len(mode)  # rounded up to a multiple of the number of modes
     result = {"num_tasks": num_tasks, "seed": seed, "inner_steps": steps, "metric": metric, "split": args.split,
               "reference": str(args.runs[0]), "runs": {}}
     print(f"{num_tasks} {args.split} tasks (the same for every run), {steps} inner steps; post-adaptation {metric}, "

@@ -28,7 +28,7 @@ def rl_eval(run_dir: Path, config, model, state: dict, tasks: int | None, steps:
     result = evaluate_rl(model, config, build_env(config), make_goals(config.env), num_tasks, seed,
                          config.eval_inner_steps if steps is None else steps)
     # the same test goals, one episode each: what doing nothing and a goal-knowing controller score
-    result["reference_returns"] = reference_returns(config.env, num_tasks, seed)
+    result["reference_returns"] = reference_returns(config.env, result["num_tasks"], seed)
     result["iterations"] = int(state["iteration"])
     result["method"] = config.method
     result["env"] = config.env
@@ -58,6 +58,7 @@ def rl_compare(runs: Sequence[Path], loaded, num_tasks: int | None, seed: int | 
     for config, model, _ in loaded:
         returns, mode = per_task_returns(model, config, build_env(config), distribution, num_tasks, seed, steps)
         scores.append(returns)
+    num_tasks = len(mode)  # rounded up to a multiple of the number of modes
     result: dict[str, Any] = {"num_tasks": num_tasks, "seed": seed, "inner_steps": steps, "metric": "return",
                               "reference": str(runs[0]), "runs": {}}
     print(f"{num_tasks} test tasks (the same goals for every run), average return after 0..{steps} gradient steps, "

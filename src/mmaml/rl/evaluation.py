@@ -57,8 +57,12 @@ def per_task_returns(model: PolicyMetaLearner, config: RLConfig, env: BatchedEnv
                      num_tasks: int, seed: int, steps: int) -> tuple[Tensor, Tensor]:
     """``(returns [steps + 1, n], mode [n])``: each test task's average return after 0..steps inner steps.
 
-    Tasks are adapted ``meta_batch_size`` at a time (chunks in task order).
+    Tasks are adapted ``meta_batch_size`` at a time (chunks in task order); ``n`` is
+    ``num_tasks`` rounded up to a multiple of the number of modes (as many tasks per mode).
     """
+    from mmaml.training.evaluation import balanced_count
+
+    num_tasks = balanced_count(num_tasks, len(distribution.modes))
     goals, mode, generator = sample_test_goals(distribution, num_tasks, seed)
     was_training = model.training
     model.eval()
@@ -83,6 +87,7 @@ def evaluate_rl(model: PolicyMetaLearner, config: RLConfig, env: BatchedEnv, dis
     same test goals (see :mod:`mmaml.training.mode_identification`).
     """
     returns, mode = per_task_returns(model, config, env, distribution, num_tasks, seed, steps)
+    num_tasks = len(mode)  # rounded up to a multiple of the number of modes
     result: dict[str, Any] = {
         "num_tasks": num_tasks,
         "seed": seed,

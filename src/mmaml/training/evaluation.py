@@ -24,6 +24,11 @@ def accuracy_per_task(logits: Tensor, labels: Tensor) -> Tensor:
     return (logits.argmax(-1) == labels).float().mean(1)
 
 
+def balanced_count(num_tasks: int, num_modes: int) -> int:
+    """``num_tasks`` rounded up to a multiple of ``num_modes``: every evaluation holds as many tasks of each mode."""
+    return -(-num_tasks // num_modes) * num_modes
+
+
 def per_task_scores(
     model: GradientMetaLearner,
     tasks,
@@ -34,7 +39,11 @@ def per_task_scores(
     batch_size: int | None = None,
     embeddings: list[Tensor] | None = None,
 ) -> tuple[Tensor, Tensor, Tensor]:
-    """``(post_modulation [n], post_adaptation [n], mode [n])`` over ``num_tasks`` fresh tasks.
+    """``(post_modulation [n], post_adaptation [n], mode [n])`` over ``n`` fresh tasks.
+
+    ``n`` is ``num_tasks`` rounded up to a multiple of the number of modes, and image
+    tasks are drawn in chunks that are multiples of it too, so that every mode has
+    exactly ``n / modes`` tasks (tasks are drawn in mode blocks within each draw).
 
     ``embeddings``, when a list is given, receives the task embeddings ``[chunk, E]`` of a
     model that has them (MuMoMAML), chunk by chunk in task order.
@@ -46,7 +55,9 @@ def per_task_scores(
     device = next(model.parameters()).device
     generator = torch.Generator().manual_seed(seed)
     images = metric == "accuracy"
-    batch_size = batch_size or (20 if images else 250)
+    modes = len(tasks.modes)
+    num_tasks = balanced_count(num_tasks, modes)
+    batch_size = balanced_count(batch_size or (20 if images else 250), modes)
     whole = None if images else tasks.sample(num_tasks, generator)
     prior, adapted, modes = [], [], []
     was_training = model.training
@@ -89,6 +100,7 @@ def evaluate(
     """
     embeddings: list[Tensor] = []
     prior, adapted, mode = per_task_scores(model, tasks, num_tasks, seed, steps, metric, embeddings=embeddings)
+    num_tasks = len(mode)  # rounded up to a multiple of the number of modes
     result: dict[str, Any] = {
         "num_tasks": num_tasks,
         "inner_steps": steps,
