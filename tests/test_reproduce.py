@@ -236,3 +236,32 @@ def test_learning_curves_use_a_running_median_that_ignores_single_spikes():
     assert running_median(losses, 1) == losses
     with pytest.raises(ValueError):
         running_median(losses, 0)
+
+
+def test_seeds_train_one_run_per_seed_and_tabulate_the_spread(tmp_path, capsys):
+    out = tmp_path / "seeds"
+    args = ["reproduce", "table1", "--out", str(out), "--rows", "maml", "--modes", "2", "--iterations", "3",
+            "--seeds", "0,1", "--eval-tasks", "40", "--no-progress"]
+    assert main(args) == 0
+    rows = list(csv.DictReader((out / "table1.csv").open()))
+    assert [(r["method"], r["seed"]) for r in rows] == [("MAML", "0"), ("MAML", "1")]
+    for seed in (0, 1):
+        assert load_checkpoint(out / f"regression-2modes-maml-seed{seed}" / "checkpoint.pt")["config"]["seed"] == seed
+    values = [float(r["post_adaptation_mean"]) for r in rows]
+    assert values[0] != values[1]  # different seeds, different runs (the same test tasks)
+    md = (out / "table1.md").read_text()
+    mean, std = sum(values) / 2, abs(values[0] - values[1]) / 2 ** 0.5
+    assert f"| 2 | MAML | 0, 1 | {values[0]:.4f}, {values[1]:.4f} | {mean:.4f} | {std:.4f} |" in md
+    capsys.readouterr()
+    # finished seeds are skipped; a later command without --seeds keeps them in the table
+    assert main(args) == 0
+    assert "regression-2modes-maml-seed1: done (3 iterations), skipped" in capsys.readouterr().out
+    assert main(["reproduce", "table1", "--out", str(out), "--rows", "maml", "--modes", "2", "--iterations", "3",
+                 "--eval-tasks", "40", "--no-progress"]) == 0
+    rows = list(csv.DictReader((out / "table1.csv").open()))
+    assert [(r["method"], r["seed"]) for r in rows] == [("MAML", ""), ("MAML", "0"), ("MAML", "1")]
+
+
+def test_seeds_must_not_include_the_evaluation_seed(tmp_path, capsys):
+    assert main(["reproduce", "table1", "--out", str(tmp_path / "x"), "--seeds", "0,20190601"]) == 2
+    assert "evaluation seed" in capsys.readouterr().err

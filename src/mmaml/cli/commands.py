@@ -355,8 +355,12 @@ def reproduce_figure3(args) -> int:
 def reproduce_table1(args) -> int:
     from mmaml.reproduction.table1 import select_rows, write_table
 
-    rows = select_rows(args.rows, args.modes)
-    return _run_and_tabulate(args, rows, select_rows(None, None), write_table, "table1.md", "table1.csv")
+    from mmaml.reproduction.table1 import seeds_in
+
+    rows = select_rows(args.rows, args.modes, args.seeds)
+    seeds = sorted(set(args.seeds or []) | set(seeds_in(args.out)))  # seeded rows of earlier commands stay in the table
+    everything = select_rows(None, None) + (select_rows(None, None, seeds) if seeds else [])
+    return _run_and_tabulate(args, rows, everything, write_table, "table1.md", "table1.csv")
 
 
 def reproduce_figure2(out: Path, fig_dir: Path) -> int:

@@ -131,6 +131,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--eval-tasks", type=_positive_int, default=20000, metavar="N",
                    help="fresh test tasks per row (default 20000: a few seconds per row, a tight interval)")
     t.add_argument("--jobs", type=_positive_int, default=1, metavar="J", help="rows trained at once")
+    t.add_argument("--seeds", type=_list_of(int), metavar="S,...",
+                   help="train each row once per seed, in <preset>-seed<S>; the table adds the spread over seeds")
     t.add_argument("--no-progress", action="store_true")
     i = what.add_parser("images", help="train and evaluate the image-classification comparison and write its table")
     i.add_argument("--out", required=True, type=Path, metavar="DIR")

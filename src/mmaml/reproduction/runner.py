@@ -33,10 +33,23 @@ from mmaml.training.run_lock import lock_holder
 
 
 class PresetRow(Protocol):
-    """Anything naming the preset a table row trains."""
+    """Anything naming the preset a table row trains.
+
+    A row may also have ``run_name`` (its folder, default: the preset) and
+    ``overrides`` (``"key=value"`` strings for its ``mmaml train --set``, e.g. a seed).
+    """
 
     @property
     def preset(self) -> str: ...
+
+
+def run_name(row: PresetRow) -> str:
+    """The row's folder name inside the table's folder."""
+    return getattr(row, "run_name", row.preset)
+
+
+def row_overrides(row: PresetRow) -> tuple[str, ...]:
+    return tuple(getattr(row, "overrides", ()))
 
 
 @dataclass
@@ -67,7 +80,7 @@ def row_status(run_dir: Path, eval_tasks: int) -> RowStatus:
 def _train_command(row, run_dir: Path, iterations: int, resume: bool, progress: bool,
                    overrides: Sequence[str] = ()) -> list[str]:
     cmd = [sys.executable, "-m", "mmaml", "train", row.preset, "--out", str(run_dir), "--iterations", str(iterations)]
-    for assignment in overrides:
+    for assignment in (*overrides, *row_overrides(row)):
         cmd += ["--set", assignment]
     if resume:
         cmd.append("--resume")
@@ -90,7 +103,7 @@ def _taken_elsewhere(row: PresetRow, run_dir: Path, say: Callable[[str], None]) 
     pid = lock_holder(run_dir)
     if pid is None:
         return False
-    say(f"{row.preset}: being trained by another process{f' (pid {pid})' if pid else ''}; skipped")
+    say(f"{run_name(row)}: being trained by another process{f' (pid {pid})' if pid else ''}; skipped")
     return True
 
 
@@ -119,20 +132,20 @@ def run_rows(
     out.mkdir(parents=True, exist_ok=True)
     todo = []
     for row in rows:
-        run_dir = out / row.preset
+        run_dir = out / run_name(row)
         if _taken_elsewhere(row, run_dir, say):
             continue
         status = row_status(run_dir, eval_tasks)
         target = iterations or resolve(row.preset).iterations
         if status.iteration >= target:
             if not status.evaluated:
-                say(f"{row.preset}: trained ({status.iteration} iterations); evaluating")
+                say(f"{run_name(row)}: trained ({status.iteration} iterations); evaluating")
                 run_eval(run_dir, tasks=eval_tasks)
             else:
-                say(f"{row.preset}: done ({status.iteration} iterations), skipped")
+                say(f"{run_name(row)}: done ({status.iteration} iterations), skipped")
             continue
         verb = f"resuming from iteration {status.iteration}" if status.iteration else "training"
-        say(f"{row.preset}: {verb} to {target} iterations")
+        say(f"{run_name(row)}: {verb} to {target} iterations")
         todo.append((row, run_dir, target))
 
     threads = threads_per_row(jobs, len(todo))
@@ -184,11 +197,11 @@ def _run_queue(todo, running, failed, jobs, eval_tasks, env, progress, say, over
             if log is not None:
                 log.close()
             if proc.returncode != 0:
-                failed.append(row.preset)
-                say(f"{row.preset}: training stopped with exit code {proc.returncode} (see {run_dir / 'train.log'}); "
+                failed.append(run_name(row))
+                say(f"{run_name(row)}: training stopped with exit code {proc.returncode} (see {run_dir / 'train.log'}); "
                     "rerun the same command to resume it")
                 continue
-            say(f"{row.preset}: trained in {time.time() - started:.0f}s; evaluating on {eval_tasks} tasks")
+            say(f"{run_name(row)}: trained in {time.time() - started:.0f}s; evaluating on {eval_tasks} tasks")
             run_eval(run_dir, tasks=eval_tasks)
 
 

@@ -4,6 +4,11 @@ Each row is a preset ``regression-{n}modes-{row}`` trained in ``DIR/<preset>``
 by :func:`mmaml.reproduction.runner.run_rows` (which skips finished rows and
 resumes interrupted ones). The table is rewritten from whatever rows of ``DIR``
 have been evaluated, whichever command trained them.
+
+With seeds (``--seeds 0,1,2``) each row trains once per seed, in
+``DIR/<preset>-seed<S>``, and the table adds, per row, the mean and the standard
+deviation over the seeds beside the per-task interval of each run: how much of a
+row's number is the luck of its seed.
 """
 
 from __future__ import annotations
@@ -29,13 +34,23 @@ MODES = (2, 3, 5)
 class Row:
     modes: int
     row: str
+    seed: int | None = None  # None: the preset's own seed, in the folder named after the preset
 
     @property
     def preset(self) -> str:
         return f"regression-{self.modes}modes-{self.row}"
 
+    @property
+    def run_name(self) -> str:
+        return self.preset if self.seed is None else f"{self.preset}-seed{self.seed}"
 
-def select_rows(rows: Sequence[str] | None, modes: Sequence[int] | None) -> list[Row]:
+    @property
+    def overrides(self) -> tuple[str, ...]:
+        return () if self.seed is None else (f"seed={self.seed}",)
+
+
+def select_rows(rows: Sequence[str] | None, modes: Sequence[int] | None,
+                seeds: Sequence[int] | None = None) -> list[Row]:
     rows = list(rows or ROWS)
     modes = list(modes or MODES)
     bad = [r for r in rows if r not in ROWS]
@@ -44,10 +59,31 @@ def select_rows(rows: Sequence[str] | None, modes: Sequence[int] | None) -> list
     bad_modes = [m for m in modes if m not in MODES]
     if bad_modes:
         raise ConfigError(f"unknown mode count(s) {bad_modes}; choose from 2, 3, 5")
-    return [Row(m, r) for m in modes for r in rows]
+    if seeds is not None:
+        from mmaml.training.config import RunConfig
+
+        if len(set(seeds)) != len(seeds) or any(s < 0 for s in seeds):
+            raise ConfigError(f"--seeds must be distinct non-negative integers, got {list(seeds)}")
+        eval_seed = RunConfig().eval_seed
+        if eval_seed in seeds:
+            raise ConfigError(f"seed {eval_seed} is the evaluation seed; training on it would start on the test tasks")
+    return [Row(m, r, s) for m in modes for r in rows for s in (seeds if seeds is not None else [None])]
 
 
-COLUMNS = ("modes", "method", "paper_post_modulation", "paper_post_adaptation", "post_modulation_mean",
+def seeds_in(out: Path) -> list[int]:
+    """The seeds of the seeded row folders (``<preset>-seed<S>``) already in ``out``."""
+    import re
+
+    found = set()
+    if Path(out).is_dir():
+        for path in Path(out).iterdir():
+            match = re.fullmatch(r"regression-\dmodes-[a-z-]+-seed(\d+)", path.name)
+            if match and path.is_dir():
+                found.add(int(match.group(1)))
+    return sorted(found)
+
+
+COLUMNS = ("modes", "method", "seed", "paper_post_modulation", "paper_post_adaptation", "post_modulation_mean",
            "post_modulation_ci95", "post_adaptation_mean", "post_adaptation_ci95", "test_tasks", "iterations",
            "train_seconds", "eval_seconds")
 
@@ -56,7 +92,7 @@ def collect(out: Path, rows: Sequence[Row]) -> list[dict]:
     """One record per row that has been evaluated in ``out``."""
     records = []
     for row in rows:
-        run_dir = out / row.preset
+        run_dir = out / row.run_name
         eval_path = run_dir / "eval.json"
         if not eval_path.exists():
             continue
@@ -66,6 +102,7 @@ def collect(out: Path, rows: Sequence[Row]) -> list[dict]:
         records.append({
             "modes": row.modes,
             "method": ROW_LABELS[row.row],
+            "seed": row.seed,
             "paper_post_modulation": paper[0],
             "paper_post_adaptation": paper[1],
             "post_modulation_mean": result["post_modulation_mse"]["mean"],
@@ -108,7 +145,45 @@ def render_markdown(records: list[dict]) -> str:
     if short:
         lines.append("")
         lines.append(f"Rows marked '(of {PAPER_ITERATIONS:,})' were trained for fewer meta-iterations than the paper.")
+    lines += seed_summary(records)
     return "\n".join(lines) + "\n"
+
+
+def seed_spread(records: list[dict]) -> list[dict]:
+    """Per (modes, method) with at least two seeded runs: the seeds' post-adaptation MSEs, their mean and standard
+    deviation, and the median per-task 95% half-width of one run (the interval a single run reports)."""
+    import statistics
+
+    groups: dict[tuple[int, str], list[dict]] = {}
+    for r in records:
+        if r.get("seed") is not None:
+            groups.setdefault((r["modes"], r["method"]), []).append(r)
+    out = []
+    for (modes, method), group in groups.items():
+        if len(group) < 2:
+            continue
+        values = [g["post_adaptation_mean"] for g in group]
+        out.append({"modes": modes, "method": method, "seeds": [g["seed"] for g in group], "values": values,
+                    "mean": statistics.mean(values), "std": statistics.stdev(values),
+                    "iterations": sorted({g["iterations"] for g in group}),
+                    "per_task_ci95": statistics.median(g["post_adaptation_ci95"] for g in group)})
+    return out
+
+
+def seed_summary(records: list[dict]) -> list[str]:
+    spread = seed_spread(records)
+    if not spread:
+        return []
+    lines = ["", "Seed variance (post-adaptation MSE of each seed's run; std over the seeds; a single run's per-task "
+             "95% half-width for comparison):", "",
+             "| modes | method | seeds | per seed | mean over seeds | std over seeds | one run's ±95% | iterations |",
+             "|---|---|---|---|---|---|---|---|"]
+    for g in spread:
+        per_seed = ", ".join(f"{v:.4f}" for v in g["values"])
+        its = ", ".join(f"{i:,}" for i in g["iterations"])
+        lines.append(f"| {g['modes']} | {g['method']} | {', '.join(map(str, g['seeds']))} | {per_seed} "
+                     f"| {g['mean']:.4f} | {g['std']:.4f} | {g['per_task_ci95']:.4f} | {its} |")
+    return lines
 
 
 def render_csv(records: list[dict]) -> str:
@@ -127,6 +202,6 @@ def write_table(out: Path, rows: Sequence[Row]) -> list[dict]:
     records = collect(out, rows)
     atomic_write_text(out / "table1.md", render_markdown(records))
     atomic_write_text(out / "table1.csv", render_csv(records))
-    plot_learning_curves({r.preset.removeprefix("regression-"): out / r.preset for r in rows},
+    plot_learning_curves({r.run_name.removeprefix("regression-"): out / r.run_name for r in rows},
                          out / "learning_curves.png", "Table 1 rows: meta-training loss")
     return records
