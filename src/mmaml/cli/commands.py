@@ -36,15 +36,29 @@ def _train_config(args):
 
 
 def cmd_train(args) -> int:
+    from mmaml.training.distributed import Distributed
+
+    config = _train_config(args)  # a bad flag or config is refused before joining a process group
+    dist = Distributed.from_environment()  # torchrun's ranks; a single process otherwise
+    try:
+        dist.set_threads()
+        return _train(args, config, dist)
+    finally:
+        dist.close()
+
+
+def _train(args, config, dist) -> int:
     from mmaml.training.trainer import Trainer
 
-    config = _train_config(args)
+    say = print if dist.is_main else (lambda *a, **k: None)
     trainer = Trainer(config, args.out, resume=args.resume, progress=not args.no_progress,
-                      tensorboard=not args.no_tensorboard)
+                      tensorboard=not args.no_tensorboard, dist=dist)
     if trainer.iteration >= config.iterations:
-        print(f"{args.out}: already trained for {trainer.iteration} iterations; nothing to do")
+        say(f"{args.out}: already trained for {trainer.iteration} iterations; nothing to do")
         return 0
     result = trainer.train()
+    if not dist.is_main:
+        return 130 if result.interrupted else 0
     if result.interrupted:
         print(f"interrupted; resume from the last checkpoint with: mmaml train {args.config} --out {args.out} --resume",
               file=sys.stderr)

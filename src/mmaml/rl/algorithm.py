@@ -37,6 +37,7 @@ class RLAlgorithm:
         self.config = config
         self.device = device
         self.generator = generator
+        self.iteration = 0  # iterations done before the next step (the trainer keeps it current)
         self.env = build_env(config)
         self.goals = make_goals(config.env)
         self.model = build_policy_metalearner(config, self.env).to(device)
@@ -47,11 +48,16 @@ class RLAlgorithm:
 
     def step(self) -> dict[str, float]:
         config = self.config
-        goals, mode = self.goals.sample(config.meta_batch_size, self.generator)
+        generator = self.generator
+        if config.task_rng == "per_iteration":
+            from mmaml.training.distributed import iteration_generator
+
+            generator = iteration_generator(config.seed, self.iteration)
+        goals, mode = self.goals.sample(config.meta_batch_size, generator)
         timings: dict[str, float] = {"sample": 0.0, "adapt": 0.0}
         rollouts = rollout_adaptation(
             self.model, self.env, goals.to(self.device), mode, config.episodes_per_task, config.inner_steps,
-            self.generator, config.encoder_episodes, config.discount, config.gae_lambda, timings)
+            generator, config.encoder_episodes, config.discount, config.gae_lambda, timings)
         started = time.perf_counter()
         stats = trpo_step(self.model, rollouts, self.settings)
         returns = rollouts.returns_by_step().mean(1)

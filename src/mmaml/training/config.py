@@ -35,6 +35,10 @@ class RunConfig:
     eval_seed: int = 20190601
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     max_nonfinite_steps: int = 10  # consecutive non-finite meta-batches after which training stops
+    # stream: one task generator for the whole run, its state in the checkpoint; per_iteration: each
+    # meta-batch from a generator of (seed, iteration) alone, so any number of processes draws the same
+    # tasks (needed by distributed runs)
+    task_rng: str = "stream"
 
     METHODS: typing.ClassVar[tuple[str, ...]] = METHODS
 
@@ -58,6 +62,8 @@ class RunConfig:
                 bad(key, "must be at least 1")
         if not (self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:")):
             bad("device", "use auto, cpu, cuda or cuda:N")
+        if self.task_rng not in ("stream", "per_iteration"):
+            bad("task_rng", "choose stream or per_iteration")
         if self.seed == self.eval_seed:
             bad("seed", "equals eval_seed, so training would start on the test tasks; choose another seed or eval_seed")
         return self
@@ -245,7 +251,7 @@ def config_types() -> dict[str, type[RunConfig]]:
 GRAD_CLIP_GROUPS = ("per_group", "joint")
 # keys added after runs were saved without them, and the value those runs used (what a saved
 # config lacking the key means); presets and new runs get the field's default
-SAVED_RUN_DEFAULTS = {"grad_clip_groups": "joint"}
+SAVED_RUN_DEFAULTS = {"grad_clip_groups": "joint", "task_rng": "stream"}
 
 
 def saved_config_from_dict(values: Mapping[str, Any]) -> RunConfig:

@@ -4,6 +4,10 @@ Adam on the mean post-adaptation query loss of a meta-batch, with optional
 gradient-norm clipping. A meta-batch whose loss or gradient is not finite (an
 inner loop that diverged on some task) leaves the parameters and optimizer
 untouched: the step is skipped, and counted in ``metrics.csv``.
+
+Distributed (see :mod:`mmaml.training.distributed`): each rank adapts its share
+of the meta-batch, and the loss and meta-gradients are averaged over the ranks
+before the (identical) clipping and Adam step.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import torch
 from mmaml.metalearners import GradientMetaLearner
 from mmaml.training.builder import build_metalearner, build_tasks
 from mmaml.training.config import BaseConfig
+from mmaml.training.distributed import SINGLE, Distributed, iteration_generator
 
 
 class SupervisedAlgorithm:
@@ -22,24 +27,37 @@ class SupervisedAlgorithm:
 
     columns = ("loss", "grad_norm", "skipped_steps")
 
-    def __init__(self, config: BaseConfig, device: torch.device, generator: torch.Generator):
+    def __init__(self, config: BaseConfig, device: torch.device, generator: torch.Generator,
+                 dist: Distributed = SINGLE):
         self.config = config
         self.device = device
         self.generator = generator
+        self.dist = dist
+        self.iteration = 0  # iterations done before the next step (the trainer keeps it current)
+        if dist.active:
+            dist.shard(config.meta_batch_size)  # refuse a meta-batch that does not divide now, not mid-run
         self.tasks = build_tasks(config)
         self.model: GradientMetaLearner = build_metalearner(config).to(device)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.meta_lr)
 
     def step(self) -> dict[str, float]:
         """One meta-iteration: ``{"loss", "grad_norm"}`` (pre-clip norm), with ``"nonfinite": True`` when skipped."""
-        config = self.config
-        batch = self.tasks.sample(config.meta_batch_size, self.generator).to(self.device)
-        out = self.model(batch)
+        config, dist = self.config, self.dist
+        generator = (iteration_generator(config.seed, self.iteration) if config.task_rng == "per_iteration"
+                     else self.generator)
+        batch = self.tasks.sample(config.meta_batch_size, generator)
+        if dist.active:
+            batch = batch.select(dist.shard(config.meta_batch_size))
+        out = self.model(batch.to(self.device))
         self.optimizer.zero_grad(set_to_none=True)
-        loss = float(out.loss.detach())
+        local = float(out.loss.detach())
+        if math.isfinite(local):
+            out.loss.backward()
+        loss = dist.mean(local)  # every rank decides alike whether to skip
         if not math.isfinite(loss):
+            self.optimizer.zero_grad(set_to_none=True)
             return {"loss": loss, "grad_norm": float("nan"), "nonfinite": True}
-        out.loss.backward()
+        dist.average_gradients([p for p in self.model.parameters() if p.requires_grad])
         clip = config.grad_norm_clip if config.grad_norm_clip is not None else float("inf")
         groups = self.model.parameter_groups() if config.grad_clip_groups == "per_group" else [self.model.parameters()]
         norms = [torch.nn.utils.clip_grad_norm_([p for p in g if p.grad is not None], clip) for g in groups]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +17,7 @@ from mmaml.errors import CheckpointError, ConfigError, TrainingDiverged
 from mmaml.training.builder import resolve_device
 from mmaml.training.checkpoint import atomic_write_text, load_checkpoint, save_checkpoint
 from mmaml.training.config import RESUMABLE_KEYS, RunConfig
+from mmaml.training.distributed import SINGLE, Distributed
 from mmaml.training.metrics_log import MetricsLog
 from mmaml.training.run_dir import CONFIG_NAME, checkpoint_path, config_from_state, config_to_yaml, seed_everything
 from mmaml.training.run_lock import RunLock, ensure_free
@@ -40,15 +43,28 @@ class Algorithm(Protocol):
     def load_state_dict(self, state: dict) -> None: ...
 
 
-def build_algorithm(config: RunConfig, device: torch.device, generator: torch.Generator) -> Algorithm:
-    """The training algorithm of ``config``'s kind of task."""
+def build_algorithm(config: RunConfig, device: torch.device, generator: torch.Generator,
+                    dist: Distributed = SINGLE) -> Algorithm:
+    """The training algorithm of ``config``'s kind of task (data-parallel over ``dist``'s ranks)."""
     if config.task == "rl":
+        if dist.active:
+            raise ConfigError("meta-RL runs train in one process for now; launch them without torchrun")
         from mmaml.rl.algorithm import RLAlgorithm
 
         return RLAlgorithm(config, device, generator)
     from mmaml.training.supervised import SupervisedAlgorithm
 
-    return SupervisedAlgorithm(config, device, generator)
+    return SupervisedAlgorithm(config, device, generator, dist)
+
+
+class _NoLog:
+    """What a rank other than 0 logs: nothing."""
+
+    def log(self, row: dict) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
 
 
 @dataclass
@@ -79,6 +95,8 @@ class Trainer:
         resume: continue the run already in ``run_dir`` from its checkpoint.
         progress: show a progress bar.
         tensorboard: also write TensorBoard events.
+        dist: this process's place in a data-parallel run (:mod:`mmaml.training.distributed`);
+            only rank 0 writes the folder and shows progress.
     """
 
     def __init__(
@@ -88,13 +106,21 @@ class Trainer:
         resume: bool = False,
         progress: bool = True,
         tensorboard: bool = True,
+        dist: Distributed = SINGLE,
     ):
         self.run_dir = Path(run_dir)
-        self.progress = progress
+        self.dist = dist
+        self.progress = progress and dist.is_main
         self.tensorboard = tensorboard
         ckpt = checkpoint_path(self.run_dir)
         state = None
-        ensure_free(self.run_dir)
+        if dist.active:
+            if config.task_rng != "per_iteration":
+                raise ConfigError("a run over several processes draws each meta-batch from a generator of (seed, "
+                                  "iteration): add --set task_rng=per_iteration (a run keeps it for good)")
+            dist.agree(json.dumps(config.to_dict(), sort_keys=True), "config")
+        if dist.is_main:
+            ensure_free(self.run_dir)
         if ckpt.exists() and not resume:
             raise CheckpointError(f"{self.run_dir} already holds a run; add --resume to continue it, or choose another --out")
         if resume:
@@ -110,9 +136,9 @@ class Trainer:
                     f"only {', '.join(sorted(RESUMABLE_KEYS))} may change on resume"
                 )
         self.config = config.validate()
-        self.device = resolve_device(config.device)
+        self.device = resolve_device(dist.device(config.device))
         self.generator = seed_everything(config.seed)
-        self.algorithm = build_algorithm(self.config, self.device, self.generator)
+        self.algorithm = build_algorithm(self.config, self.device, self.generator, dist)
         self.iteration = 0
         self.elapsed = 0.0
         if state is not None:
@@ -122,7 +148,7 @@ class Trainer:
             torch.set_rng_state(state["torch_rng"])
             self.iteration = int(state["iteration"])
             self.elapsed = float(state.get("elapsed_seconds", 0.0))
-        self._lock = RunLock(self.run_dir)
+        self._lock = RunLock(self.run_dir) if dist.is_main else contextlib.nullcontext()
         self._checkpoint_stamp = _stamp(ckpt)
 
     @property
@@ -146,6 +172,8 @@ class Trainer:
         }
 
     def save(self) -> None:
+        if not self.dist.is_main:
+            return
         ckpt = checkpoint_path(self.run_dir)
         save_checkpoint(ckpt, self.state())
         self._checkpoint_stamp = _stamp(ckpt)
@@ -157,7 +185,7 @@ class Trainer:
     def train(self, stop_after: int | None = None) -> TrainResult:
         """Train up to ``config.iterations`` (or ``stop_after`` more, to split a run)."""
         with self._lock:
-            if _stamp(checkpoint_path(self.run_dir)) != self._checkpoint_stamp:
+            if self.dist.is_main and _stamp(checkpoint_path(self.run_dir)) != self._checkpoint_stamp:
                 raise CheckpointError(
                     f"the checkpoint in {self.run_dir} changed after this run was loaded (another process "
                     "trained it); start again with --resume to continue from the newer checkpoint"
@@ -166,10 +194,13 @@ class Trainer:
 
     def _train(self, stop_after: int | None) -> TrainResult:
         config = self.config
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(self.run_dir / CONFIG_NAME, config_to_yaml(config))
-        log = MetricsLog(self.run_dir, start=self.iteration, tensorboard=self.tensorboard,
-                         columns=("iteration", *self.algorithm.columns, "seconds_per_iteration", "elapsed_seconds"))
+        if self.dist.is_main:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            atomic_write_text(self.run_dir / CONFIG_NAME, config_to_yaml(config))
+            log = MetricsLog(self.run_dir, start=self.iteration, tensorboard=self.tensorboard,
+                             columns=("iteration", *self.algorithm.columns, "seconds_per_iteration", "elapsed_seconds"))
+        else:
+            log = _NoLog()
         end = config.iterations if stop_after is None else min(config.iterations, self.iteration + stop_after)
         bar = tqdm(total=config.iterations, initial=self.iteration, disable=not self.progress,
                    desc=self.run_dir.name, unit="it", dynamic_ncols=True)
@@ -182,6 +213,7 @@ class Trainer:
         try:
             while self.iteration < end:
                 t0 = time.perf_counter()
+                self.algorithm.iteration = self.iteration  # per-iteration task generators key on it
                 metrics = self.step()
                 self.iteration += 1
                 self.elapsed += time.perf_counter() - t0

@@ -1,0 +1,144 @@
+"""One run over two CPU processes (torchrun, gloo on the loopback): the same losses and weights as one process,
+resuming across layouts, and the error paths."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from mmaml.training.checkpoint import load_checkpoint
+from mmaml.training.metrics_log import read_metrics
+
+SMALL = ["--set", "task_rng=per_iteration", "--set", "meta_batch_size=10", "--set", "log_every=1",
+         "--set", "hidden_sizes=[32,32]", "--no-progress", "--no-tensorboard"]
+ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
+
+
+def torchrun(*args: str, nproc: int = 2, timeout: int = 300) -> subprocess.CompletedProcess:
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
+           "-m", "mmaml", *args]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=ENV)
+
+
+def single(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "mmaml", *args], capture_output=True, text=True, timeout=300,
+                          env=ENV)
+
+
+def assert_same_run(a: Path, b: Path, ignore=lambda name: False) -> None:
+    la, lb = read_metrics(a), read_metrics(b)
+    assert [r["iteration"] for r in la] == [r["iteration"] for r in lb]
+    for ra, rb in zip(la, lb):
+        assert ra["loss"] == pytest.approx(rb["loss"], rel=1e-5, abs=1e-6)
+    wa, wb = load_checkpoint(a / "checkpoint.pt")["model"], load_checkpoint(b / "checkpoint.pt")["model"]
+    assert wa.keys() == wb.keys()
+    for k in wa:
+        if not ignore(k):
+            torch.testing.assert_close(wa[k], wb[k], rtol=1e-4, atol=1e-6)
+
+
+def test_two_processes_train_the_run_one_process_trains(tmp_path):
+    two, one = tmp_path / "two", tmp_path / "one"
+    r = torchrun("train", "regression-2modes-film", "--out", str(two), "--iterations", "4", *SMALL)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert r.stdout.count("trained 4 iterations") == 1  # rank 0 alone reports
+    assert single("train", "regression-2modes-film", "--out", str(one), "--iterations", "4", *SMALL).returncode == 0
+    assert_same_run(two, one)
+
+
+def test_resume_across_layouts(tmp_path):
+    """Two processes, then one; and one, then two: both end where four uninterrupted iterations in one process do."""
+    ref, a, b = tmp_path / "ref", tmp_path / "a", tmp_path / "b"
+    assert single("train", "regression-2modes-maml", "--out", str(ref), "--iterations", "4", *SMALL).returncode == 0
+    assert torchrun("train", "regression-2modes-maml", "--out", str(a), "--iterations", "2", *SMALL).returncode == 0
+    assert single("train", "regression-2modes-maml", "--out", str(a), "--iterations", "4", "--resume",
+                  *SMALL).returncode == 0
+    assert single("train", "regression-2modes-maml", "--out", str(b), "--iterations", "2", *SMALL).returncode == 0
+    r = torchrun("train", "regression-2modes-maml", "--out", str(b), "--iterations", "4", "--resume", *SMALL)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert_same_run(a, ref)
+    assert_same_run(b, ref)
+
+
+@pytest.mark.parametrize("preset, extra, needle", [
+    ("regression-3modes-maml", ["--set", "meta_batch_size=9"], "does not divide among 2 processes"),
+    ("regression-2modes-maml", ["--set", "task_rng=stream"], "task_rng=per_iteration"),
+    ("rl-navigation-maml", ["--set", "meta_batch_size=4", "--set", "task_rng=per_iteration"], "one process"),
+])
+def test_layout_errors_are_one_line_and_write_nothing(tmp_path, preset, extra, needle):
+    out = tmp_path / "run"
+    small = SMALL if preset.startswith("regression") else ["--no-progress", "--no-tensorboard"]
+    r = torchrun("train", preset, "--out", str(out), "--iterations", "2", *small, *extra)
+    assert r.returncode != 0
+    errors = [line for line in r.stderr.splitlines() if line.startswith("mmaml: error:")]
+    assert errors and all(needle in e for e in errors), r.stderr[-2000:]
+    assert not (out / "checkpoint.pt").exists()
+
+
+def test_ranks_given_different_configs_refuse_to_train(tmp_path):
+    out = tmp_path / "run"
+    script = (f"exec {sys.executable} -m mmaml train regression-2modes-maml --out {out} --iterations 2 "
+              + " ".join(a if a.startswith("--") else f"'{a}'" for a in SMALL) + " --set meta_lr=0.00$((RANK + 1))")
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "--no-python",
+           "sh", "-c", script]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=ENV)
+    assert r.returncode != 0
+    assert "were given different configs" in r.stderr
+    assert not (out / "checkpoint.pt").exists()
+
+
+def test_a_rank_that_dies_stops_the_run_and_keeps_the_last_checkpoint(tmp_path):
+    out = tmp_path / "run"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "mmaml",
+           "train", "regression-2modes-maml", "--out", str(out), "--iterations", "100000",
+           "--set", "checkpoint_every=1", *SMALL]
+    launcher = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV)
+    try:
+        deadline = time.time() + 120
+        while not (out / "checkpoint.pt").exists() and time.time() < deadline:
+            time.sleep(0.2)
+        assert (out / "checkpoint.pt").exists(), "the run never saved a checkpoint"
+        rank1 = None
+        for pid in subprocess.run(["pgrep", "-P", str(launcher.pid)], capture_output=True, text=True).stdout.split():
+            env = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+            if b"RANK=1" in env:
+                rank1 = int(pid)
+        assert rank1 is not None
+        os.kill(rank1, signal.SIGKILL)
+        _, err = launcher.communicate(timeout=120)
+    finally:
+        if launcher.poll() is None:
+            launcher.kill()
+    assert launcher.returncode != 0
+    state = load_checkpoint(out / "checkpoint.pt")  # intact, and loadable
+    assert state["iteration"] >= 1
+
+
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+@pytest.mark.skipif(not ((SHARED / "omniglot" / "images_background.npz").exists()
+                         and (SHARED / "tiny-imagenet-200").exists()),
+                    reason=f"Omniglot and Tiny ImageNet copies not found in {SHARED}")
+def test_an_image_preset_on_two_processes_matches_one(tmp_path):
+    image = ["--set", "task_rng=per_iteration", "--set", "images_per_class=20", "--set", "channels=[8,8,8,8]",
+             "--set", "log_every=1", "--no-progress", "--no-tensorboard"]
+    env_keys = {"MMAML_DATA": str(SHARED), "MMAML_CACHE": str(tmp_path / "cache")}
+    ENV.update(env_keys)
+    try:
+        two, one = tmp_path / "two", tmp_path / "one"
+        r = torchrun("train", "classification-cpu-2modes-mumomaml-5w1s", "--out", str(two), "--iterations", "2", *image)
+        assert r.returncode == 0, r.stderr[-2000:]
+        assert single("train", "classification-cpu-2modes-mumomaml-5w1s", "--out", str(one), "--iterations", "2",
+                      *image).returncode == 0
+        # a conv bias right before batch norm has no effect on the loss: its gradient is float noise, which Adam
+        # turns into lr-sized steps either way, so those biases are not compared
+        assert_same_run(two, one, ignore=lambda name: name.endswith("bias") and "conv" in name)
+    finally:
+        for k in env_keys:
+            ENV.pop(k, None)
