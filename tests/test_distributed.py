@@ -142,3 +142,19 @@ def test_an_image_preset_on_two_processes_matches_one(tmp_path):
     finally:
         for k in env_keys:
             ENV.pop(k, None)
+
+
+def test_eval_over_two_processes_scores_exactly_what_one_does(tmp_path):
+    import json
+
+    run = tmp_path / "run"
+    assert single("train", "regression-2modes-film", "--out", str(run), "--iterations", "2", *SMALL).returncode == 0
+    assert single("eval", str(run), "--tasks", "600", "--output", str(tmp_path / "one.json")).returncode == 0
+    r = torchrun("eval", str(run), "--tasks", "600", "--output", str(tmp_path / "two.json"))
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert r.stdout.count("wrote") == 1  # rank 0 alone writes and reports
+    one, two = (json.loads((tmp_path / f"{n}_per_task.json").read_text()) for n in ("one", "two"))
+    assert one == two  # per task, in task order (chunks of 250 scored by alternating ranks)
+    a, b = (json.loads((tmp_path / f"{n}.json").read_text()) for n in ("one", "two"))
+    a.pop("seconds"), b.pop("seconds")
+    assert a == b

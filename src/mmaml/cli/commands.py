@@ -92,6 +92,7 @@ def run_eval(
     steps: int | None = None,
     seed: int | None = None,
     output: Path | None = None,
+    dist=None,
 ) -> dict:
     """Evaluate a run on fresh test tasks and write ``output`` (default ``DIR/eval.json``, atomically).
 
@@ -108,6 +109,8 @@ def run_eval(
     config, model, state = load_run(run_dir)
     started = time.perf_counter()
     if config.task == "rl":
+        if dist is not None and dist.active:
+            raise ConfigError("meta-RL runs evaluate in one process for now; run mmaml eval without torchrun")
         from mmaml.cli.rl_commands import rl_eval
 
         return rl_eval(run_dir, config, model, state, tasks, steps, seed, output)
@@ -119,6 +122,7 @@ def run_eval(
         seed=config.eval_seed if seed is None else seed,
         steps=config.eval_inner_steps if steps is None else steps,
         metric="accuracy" if images else "mse",
+        dist=dist,
     )
     result["seconds"] = time.perf_counter() - started
     result["iterations"] = int(state["iteration"])
@@ -126,6 +130,8 @@ def run_eval(
     result["modulation"] = config.modulation if config.method == "mumomaml" else None
     result["modes"] = list(config.mode_names)
     per_task = result.pop("per_task")
+    if dist is not None and not dist.is_main:
+        return result  # rank 0 writes
     per_task_path = output.with_name(output.stem + "_per_task.json")
     atomic_write_text(per_task_path, json.dumps({"num_tasks": result["num_tasks"], "seed": result["seed"],
                                                  "inner_steps": result["inner_steps"], **per_task}) + "\n")
@@ -200,9 +206,20 @@ def cmd_compare(args) -> int:
 
 
 def cmd_eval(args) -> int:
+    from mmaml.training.distributed import Distributed
+
+    dist = Distributed.from_environment()  # torchrun's ranks share the test tasks; a single process otherwise
+    try:
+        dist.set_threads()
+        result = run_eval(args.run, args.tasks, args.steps, args.seed, args.output, dist=dist)
+        return _report_eval(args, result) if dist.is_main else 0
+    finally:
+        dist.close()
+
+
+def _report_eval(args, result) -> int:
     from mmaml.training.evaluation import format_table
 
-    result = run_eval(args.run, args.tasks, args.steps, args.seed, args.output)
     output = args.output or args.run / "eval.json"
     print(f"{result['num_tasks']} test tasks, {result['inner_steps']} inner steps, "
           f"after {result['iterations']} meta-iterations (mean ± 95% interval)")

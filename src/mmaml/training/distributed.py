@@ -126,6 +126,24 @@ class Distributed:
             tensor /= self.world
         return tensor
 
+    def gather_chunks(self, numbers: list[int], *columns: list[Tensor]) -> list[list[Tensor]]:
+        """Every rank's chunks of per-task results, in chunk order, on every rank.
+
+        ``numbers`` are this rank's chunk numbers; each column is a list with one
+        tensor per chunk (an empty column stays empty).
+        """
+        import torch.distributed as dist
+
+        mine = list(zip(numbers, *[c if c else [None] * len(numbers) for c in columns]))
+        everyone: list = [None] * self.world
+        try:
+            dist.all_gather_object(everyone, mine)
+        except RuntimeError as exc:
+            raise DistributedError(f"rank {self.rank}: another process of the evaluation failed "
+                                   f"({str(exc).splitlines()[0]})") from None
+        rows = sorted((row for part in everyone for row in part), key=lambda row: row[0])
+        return [[row[i + 1] for row in rows if row[i + 1] is not None] for i in range(len(columns))]
+
     def agree(self, text: str, what: str) -> None:
         """Raise :class:`DistributedError` unless every rank passes the same ``text`` (e.g. its config)."""
         if not self.active:

@@ -38,6 +38,7 @@ def per_task_scores(
     metric: str = "mse",
     batch_size: int | None = None,
     embeddings: list[Tensor] | None = None,
+    dist=None,
 ) -> tuple[Tensor, Tensor, Tensor]:
     """``(post_modulation [n], post_adaptation [n], mode [n])`` over ``n`` fresh tasks.
 
@@ -51,6 +52,10 @@ def per_task_scores(
     ``metric`` is ``"mse"`` (the query loss) or ``"accuracy"``. The tasks depend
     only on ``seed``, so every model is scored on the same tasks. Regression
     tasks are drawn at once; image tasks chunk by chunk from one generator.
+
+    ``dist`` (a :class:`~mmaml.training.distributed.Distributed` under torchrun): every
+    rank draws every chunk, scores every ``world``-th one, and the scores are gathered
+    in task order on every rank; the result is the single process's.
     """
     device = next(model.parameters()).device
     generator = torch.Generator().manual_seed(seed)
@@ -62,10 +67,15 @@ def per_task_scores(
     prior, adapted, modes = [], [], []
     was_training = model.training
     model.eval()
+    rank, world = (dist.rank, dist.world) if dist is not None else (0, 1)
+    mine = []  # the chunk numbers this rank scored
     with torch.no_grad():
-        for start in range(0, num_tasks, batch_size):
+        for number, start in enumerate(range(0, num_tasks, batch_size)):
             size = min(batch_size, num_tasks - start)
             chunk = tasks.sample(size, generator) if images else whole.select(slice(start, start + size))
+            if number % world != rank:
+                continue  # drawn all the same, to keep the generator where a single process has it
+            mine.append(number)
             chunk = chunk.to(device)
             out = model(chunk, steps=steps, with_prior=True)
             if images:
@@ -78,6 +88,11 @@ def per_task_scores(
             if embeddings is not None and out.embedding is not None:
                 embeddings.append(out.embedding.cpu())
     model.train(was_training)
+    if world > 1:
+        prior, adapted, modes, gathered = dist.gather_chunks(mine, prior, adapted, modes,
+                                                            embeddings if embeddings is not None else [])
+        if embeddings is not None:
+            embeddings[:] = gathered
     return torch.cat(prior), torch.cat(adapted), torch.cat(modes)
 
 
@@ -88,6 +103,7 @@ def evaluate(
     seed: int = 20190601,
     steps: int = 5,
     metric: str = "mse",
+    dist=None,
 ) -> dict[str, Any]:
     """Query MSE or accuracy after modulation and after ``steps`` inner steps: overall and per mode.
 
@@ -99,7 +115,8 @@ def evaluate(
     ``mode_identification`` (see :mod:`mmaml.training.mode_identification`).
     """
     embeddings: list[Tensor] = []
-    prior, adapted, mode = per_task_scores(model, tasks, num_tasks, seed, steps, metric, embeddings=embeddings)
+    prior, adapted, mode = per_task_scores(model, tasks, num_tasks, seed, steps, metric, embeddings=embeddings,
+                                           dist=dist)
     num_tasks = len(mode)  # rounded up to a multiple of the number of modes
     result: dict[str, Any] = {
         "num_tasks": num_tasks,
