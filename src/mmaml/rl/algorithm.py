@@ -33,10 +33,15 @@ class RLAlgorithm:
     adapting and in the TRPO step.
     """
 
-    def __init__(self, config: RLConfig, device: torch.device, generator: torch.Generator):
+    def __init__(self, config: RLConfig, device: torch.device, generator: torch.Generator, dist=None):
+        from mmaml.training.distributed import SINGLE
+
         self.config = config
         self.device = device
         self.generator = generator
+        self.dist = SINGLE if dist is None else dist
+        if self.dist.active:
+            self.dist.shard(config.meta_batch_size)  # refuse a meta-batch that does not divide now, not mid-run
         self.iteration = 0  # iterations done before the next step (the trainer keeps it current)
         self.env = build_env(config)
         self.goals = make_goals(config.env)
@@ -47,20 +52,26 @@ class RLAlgorithm:
                         "sample_seconds", "adapt_seconds", "trpo_seconds")
 
     def step(self) -> dict[str, float]:
-        config = self.config
+        config, dist, total = self.config, self.dist, self.config.meta_batch_size
         generator = self.generator
-        if config.task_rng == "per_iteration":
+        mine = slice(0, total)
+        if config.task_rng == "per_iteration":  # layout-independent: goals of (seed, iteration), each task's episodes
+            from mmaml.rl.task_generators import TaskGenerators  # from its own generator
             from mmaml.training.distributed import iteration_generator
 
-            generator = iteration_generator(config.seed, self.iteration)
-        goals, mode = self.goals.sample(config.meta_batch_size, generator)
+            goals, mode = self.goals.sample(total, iteration_generator(config.seed, self.iteration))
+            mine = dist.shard(total) if dist.active else mine
+            goals, mode = goals[mine], mode[mine]
+            generator = TaskGenerators.for_tasks(config.seed, self.iteration, range(mine.start, mine.stop))
+        else:
+            goals, mode = self.goals.sample(total, generator)
         timings: dict[str, float] = {"sample": 0.0, "adapt": 0.0}
         rollouts = rollout_adaptation(
             self.model, self.env, goals.to(self.device), mode, config.episodes_per_task, config.inner_steps,
             generator, config.encoder_episodes, config.discount, config.gae_lambda, timings)
         started = time.perf_counter()
-        stats = trpo_step(self.model, rollouts, self.settings)
-        returns = rollouts.returns_by_step().mean(1)
+        stats = trpo_step(self.model, rollouts, self.settings, dist, mine.start, total)
+        returns = dist.average_(rollouts.returns_by_step().mean(1).double())
         row = {f"return_step{k}": float(r) for k, r in enumerate(returns)}
         row.update(surrogate_before=stats.loss_before, surrogate_after=stats.loss_after, kl=stats.kl,
                    backtracks=float(stats.backtracks), rejected_steps=float(not stats.accepted),

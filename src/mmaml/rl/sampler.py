@@ -18,6 +18,7 @@ from mmaml.rl.envs.base import BatchedEnv
 from mmaml.rl.episodes import Episodes
 from mmaml.rl.policy import log_prob, sample_actions
 from mmaml.rl.returns import discounted_returns, gae, normalize_per_task
+from mmaml.rl.task_generators import TaskGenerators, randn_tasks
 
 PolicyFn = Callable[[Tensor], Tensor]  # observations [T, E, O] -> distribution parameters [T, E, 2A]
 
@@ -27,7 +28,7 @@ def sample_episodes(
     policy: PolicyFn,
     goals: Tensor,
     episodes: int,
-    generator: torch.Generator,
+    generator: torch.Generator | TaskGenerators,
     discount: float = 0.99,
     gae_lambda: float = 1.0,
     deterministic: bool = False,
@@ -39,7 +40,8 @@ def sample_episodes(
         policy: ``observations [T, E, O] -> [T, E, 2A]`` (mean, log-std) for each task.
         goals: ``[T, goal_dim]`` the tasks.
         episodes: episodes per task ``E``.
-        generator: a CPU generator, the source of start states and action noise.
+        generator: a CPU generator, the source of start states and action noise, or one
+            per task (:class:`~mmaml.rl.task_generators.TaskGenerators`).
         discount, gae_lambda: for the advantages (linear feature baseline + GAE,
             normalised per task).
         deterministic: act with the mean (no exploration noise).
@@ -52,7 +54,7 @@ def sample_episodes(
     with torch.no_grad():
         obs = env.reset(goals, episodes, generator)
         h, a_dim = env.horizon, env.action_dim
-        noise = torch.randn(h, t, episodes, a_dim, generator=generator).to(device)
+        noise = randn_tasks(generator, (h, t, episodes, a_dim), task_dim=1).to(device)
         observations, actions, rewards, log_probs = [], [], [], []
         positions = [env.positions.clone()]
         for step in range(h):

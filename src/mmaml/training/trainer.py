@@ -47,11 +47,9 @@ def build_algorithm(config: RunConfig, device: torch.device, generator: torch.Ge
                     dist: Distributed = SINGLE) -> Algorithm:
     """The training algorithm of ``config``'s kind of task (data-parallel over ``dist``'s ranks)."""
     if config.task == "rl":
-        if dist.active:
-            raise ConfigError("meta-RL runs train in one process for now; launch them without torchrun")
         from mmaml.rl.algorithm import RLAlgorithm
 
-        return RLAlgorithm(config, device, generator)
+        return RLAlgorithm(config, device, generator, dist)
     from mmaml.training.supervised import SupervisedAlgorithm
 
     return SupervisedAlgorithm(config, device, generator, dist)

@@ -66,7 +66,9 @@ class BatchedEnv(abc.ABC):
             goals: ``[T, goal_dim]`` goal of each task; fixes the device.
             episodes: episodes per task ``E``.
             generator: CPU generator for random start states (draws happen on CPU,
-                then move to ``goals.device``); ``None`` uses torch's global generator.
+                then move to ``goals.device``), or one per task
+                (:class:`~mmaml.rl.task_generators.TaskGenerators`); ``None`` uses torch's
+                global generator.
             initial_state: ``[T, E, state_dim]`` start states, overriding the random ones.
 
         Returns:
@@ -79,7 +81,14 @@ class BatchedEnv(abc.ABC):
         self.goals = goals.detach().to(torch.float32)
         num_tasks = goals.shape[0]
         if initial_state is None:
-            state = self._initial_state(num_tasks, episodes, generator)
+            from mmaml.rl.task_generators import TaskGenerators
+
+            if isinstance(generator, TaskGenerators):  # each task's start states from its own generator
+                if len(generator) != num_tasks:
+                    raise ValueError(f"{len(generator)} task generators for {num_tasks} tasks")
+                state = torch.cat([self._initial_state(1, episodes, g) for g in generator.generators])
+            else:
+                state = self._initial_state(num_tasks, episodes, generator)
         else:
             expected = (num_tasks, episodes, self.state_dim)
             if tuple(initial_state.shape) != expected:
