@@ -4,8 +4,9 @@ For each preset, alternating blocks of the two layouts (each a fresh launch), ea
 timing ``--iterations`` meta-iterations after one warm-up iteration, with
 ``task_rng: per_iteration`` so both train the same run. Reported per layout:
 median seconds per iteration and iterations per second; for the 2-process layout
-also the all-reduce's share (the time inside the gradient averaging, measured on
-rank 0) and the bytes reduced per iteration. ``docs/scaling.md`` builds its
+also the all-reduce's share (the time inside the averaging calls, measured on
+rank 0: for meta-RL the gradient, every Fisher-vector product and the line search's
+statistics) and the bytes of the meta-gradient. ``docs/scaling.md`` builds its
 model of larger layouts on these numbers.
 
     python benchmarks/bench_distributed.py [--presets regression-2modes-film,...] [--iterations 20] [--repeats 3]
@@ -35,13 +36,13 @@ def worker(args) -> None:
     from mmaml.training.config import apply_overrides
     from mmaml.training.distributed import Distributed
     from mmaml.training.presets import resolve
-    from mmaml.training.supervised import SupervisedAlgorithm
+    from mmaml.training.trainer import build_algorithm
 
     dist = Distributed.from_environment()
     torch.set_num_threads(args.threads)
     config = apply_overrides(resolve(args.preset), {"task_rng": "per_iteration"}).validate()
     torch.manual_seed(config.seed)
-    algorithm = SupervisedAlgorithm(config, torch.device("cpu"), torch.Generator().manual_seed(0), dist)
+    algorithm = build_algorithm(config, torch.device("cpu"), torch.Generator().manual_seed(0), dist)
     reduce_seconds = [0.0]
     average = dist.average_gradients
 
@@ -51,6 +52,22 @@ def worker(args) -> None:
         reduce_seconds[0] += time.perf_counter() - t0
 
     dist.average_gradients = timed
+    # meta-RL averages through average_ (gradient, Fisher-vector products) and mean (line search)
+    average_tensor, mean = dist.average_, dist.mean
+
+    def timed_tensor(tensor):
+        t0 = time.perf_counter()
+        out = average_tensor(tensor)
+        reduce_seconds[0] += time.perf_counter() - t0
+        return out
+
+    def timed_mean(value):
+        t0 = time.perf_counter()
+        out = mean(value)
+        reduce_seconds[0] += time.perf_counter() - t0
+        return out
+
+    dist.average_, dist.mean = timed_tensor, timed_mean
     algorithm.step()  # warm-up
     times, reduces = [], []
     for i in range(args.iterations):
@@ -72,7 +89,8 @@ def launch(preset: str, layout: str, iterations: int) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         out = os.path.join(tmp, "result.json")
         me = os.path.abspath(__file__)
-        common = ["--worker", "--preset", preset, "--iterations", str(iterations), "--json", out]
+        common = ["--worker", "--preset", preset, "--iterations",
+                  str(max(2, iterations // 4) if preset.startswith("rl-") else iterations), "--json", out]
         env = {**os.environ}
         if layout == "1x2":
             cmd = [sys.executable, me, *common, "--threads", "2"]
@@ -88,7 +106,7 @@ def launch(preset: str, layout: str, iterations: int) -> dict:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--presets", default=DEFAULT_PRESETS)
-    parser.add_argument("--iterations", type=int, default=20)
+    parser.add_argument("--iterations", type=int, default=20, help="per block (meta-RL presets: a quarter)")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--json")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
