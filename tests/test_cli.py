@@ -213,3 +213,18 @@ def test_compare_refuses_runs_of_different_tasks(trained, tmp_path, capsys):
     copy = shutil.copytree(trained, tmp_path / "copy")
     assert "no class splits" in fail(capsys, "compare", str(trained), str(copy), "--split", "val")
     assert "--steps" in fail(capsys, "compare", str(trained), str(other), "--steps", "-2")
+
+
+def test_demo_the_main_job_runs_and_reuses_finished_runs(tmp_path, capsys):
+    """`make demo`'s command on a tiny budget: the three models train, are scored side by side, and a rerun
+    reuses them."""
+    out = tmp_path / "demo"
+    assert main(["demo", "--out", str(out), "--iterations", "3", "--tasks", "20", "--no-progress"]) == 0
+    printed = capsys.readouterr().out
+    for name in ("maml", "multi-maml", "film"):
+        assert (out / name / "checkpoint.pt").exists()
+        assert name in printed
+    assert "post modulation" in printed or "post-modulation" in printed
+    stamp = (out / "film" / "checkpoint.pt").stat().st_mtime_ns
+    assert main(["demo", "--out", str(out), "--iterations", "3", "--tasks", "20", "--no-progress"]) == 0
+    assert (out / "film" / "checkpoint.pt").stat().st_mtime_ns == stamp
