@@ -269,7 +269,6 @@ def test_first_order_fisher_is_the_kl_hessian_at_the_adapted_policy():
     from mmaml.rl.maml_trpo import fisher_vector_product
     from mmaml.rl.metalearner import adapted_parameters
     from mmaml.rl.policy import kl_divergence
-    from mmaml.rl.trpo import flatten
 
     model, env = small_model(False, seed=5)
     rollouts = small_rollouts(model, env, steps=1)
