@@ -178,6 +178,12 @@ def test_meta_rl_on_two_processes_takes_the_single_process_step(tmp_path):
     wa, wb = load_checkpoint(two / "checkpoint.pt")["model"], load_checkpoint(one / "checkpoint.pt")["model"]
     for k in wa:
         torch.testing.assert_close(wa[k], wb[k], rtol=0, atol=3e-4)
-    # evaluation of meta-RL runs stays in one process, said in one line
-    r = torchrun("eval", str(one), "--tasks", "4")
-    assert r.returncode != 0 and "evaluate in one process" in r.stderr
+    # meta-RL evaluation under torchrun: rank 0 evaluates alone, exactly as one process does
+    assert single("eval", str(one), "--tasks", "4", "--output", str(tmp_path / "a.json")).returncode == 0
+    r = torchrun("eval", str(one), "--tasks", "4", "--output", str(tmp_path / "b.json"))
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert r.stdout.count("wrote") == 1
+    import json
+
+    a, b = (json.loads((tmp_path / f"{n}_per_task.json").read_text()) for n in "ab")
+    assert a == b

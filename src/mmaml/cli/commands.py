@@ -109,8 +109,10 @@ def run_eval(
     config, model, state = load_run(run_dir)
     started = time.perf_counter()
     if config.task == "rl":
-        if dist is not None and dist.active:
-            raise ConfigError("meta-RL runs evaluate in one process for now; run mmaml eval without torchrun")
+        if dist is not None and not dist.is_main:
+            # meta-RL evaluation draws every chunk's episodes from one stream, so it does not split:
+            # rank 0 evaluates alone (the single process's result) and the other ranks are done
+            return {}
         from mmaml.cli.rl_commands import rl_eval
 
         return rl_eval(run_dir, config, model, state, tasks, steps, seed, output)
