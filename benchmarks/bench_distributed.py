@@ -52,14 +52,17 @@ def worker(args) -> None:
         reduce_seconds[0] += time.perf_counter() - t0
 
     dist.average_gradients = timed
-    # meta-RL averages through average_ (gradient, Fisher-vector products) and mean (line search)
-    average_tensor, mean = dist.average_, dist.mean
+    # meta-RL reduces through average_ (gradient), sum_ (Fisher-vector products) and mean (line search)
+    average_tensor, sum_tensor, mean = dist.average_, dist.sum_, dist.mean
 
-    def timed_tensor(tensor):
-        t0 = time.perf_counter()
-        out = average_tensor(tensor)
-        reduce_seconds[0] += time.perf_counter() - t0
-        return out
+    def timing(reduce):
+        def timed_tensor(tensor):
+            t0 = time.perf_counter()
+            out = reduce(tensor)
+            reduce_seconds[0] += time.perf_counter() - t0
+            return out
+
+        return timed_tensor
 
     def timed_mean(value):
         t0 = time.perf_counter()
@@ -67,7 +70,7 @@ def worker(args) -> None:
         reduce_seconds[0] += time.perf_counter() - t0
         return out
 
-    dist.average_, dist.mean = timed_tensor, timed_mean
+    dist.average_, dist.sum_, dist.mean = timing(average_tensor), timing(sum_tensor), timed_mean
     algorithm.step()  # warm-up
     times, reduces = [], []
     for i in range(args.iterations):

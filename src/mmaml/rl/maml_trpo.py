@@ -139,11 +139,7 @@ def trpo_step(model: PolicyMetaLearner, rollouts: Rollouts, settings: TRPOSettin
 
         def fisher_vector(v: Tensor) -> Tensor:
             # the mean over the subset's tasks: each rank's mean weighted by its share of them, summed
-            product = local(v) * share
-            if dist.active:
-                dist.average_(product)
-                product *= dist.world
-            return product + settings.cg_damping * v
+            return dist.sum_(local(v) * share) + settings.cg_damping * v
 
         direction = conjugate_gradient(fisher_vector, grads.detach(), settings.cg_iterations)
         curvature = float(direction @ fisher_vector(direction))

@@ -119,6 +119,12 @@ class Distributed:
             p.grad = flat[start:start + n].view_as(p).to(p.dtype).clone()
             start += n
 
+    def sum_(self, tensor: Tensor) -> Tensor:
+        """Sum ``tensor`` over the ranks in place and return it."""
+        if self.active:
+            self._all_reduce(tensor)
+        return tensor
+
     def average_(self, tensor: Tensor) -> Tensor:
         """Average ``tensor`` over the ranks in place and return it."""
         if self.active:

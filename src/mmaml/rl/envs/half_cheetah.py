@@ -108,6 +108,7 @@ class BatchedHalfCheetah(BatchedEnv):
         self.dt = FRAME_SKIP * self.model.opt.timestep
         self._init_qpos = torch.from_numpy(self.model.qpos0.copy())
         self._qq: np.ndarray | None = None  # [T * E, 18] float64
+        self._targets: np.ndarray | None = None  # [T * E] float64
 
     def _initial_state(self, num_tasks: int, episodes: int, generator: torch.Generator | None) -> Tensor:
         shape = (num_tasks, episodes)
@@ -119,6 +120,8 @@ class BatchedHalfCheetah(BatchedEnv):
     def _set_state(self, state: Tensor) -> None:
         self._qq = state.detach().to("cpu", torch.float64).reshape(-1, self.state_dim).numpy().copy()
         self.physics.reset(self._qq)
+        # each episode's target [T * E], fixed until the next reset
+        self._targets = self.goals.to("cpu", torch.float64).repeat_interleave(state.shape[1], dim=0)[:, 0].numpy()
         self.state = torch.from_numpy(self._qq).view(state.shape).to(state.device, torch.float32)
 
     def initial_state_copy(self) -> Tensor:
@@ -129,8 +132,7 @@ class BatchedHalfCheetah(BatchedEnv):
         clipped = actions.to("cpu", torch.float64).clamp(-ACTION_LIMIT, ACTION_LIMIT).reshape(t * e, -1).numpy()
         x_before = self._qq[:, 0]
         self._qq = self.physics.step(clipped)
-        goal = self.goals.to("cpu", torch.float64).repeat_interleave(e, dim=0)[:, 0].numpy()
-        rewards = task_reward(self.task, x_before, self._qq[:, 0], clipped, goal, self.dt)
+        rewards = task_reward(self.task, x_before, self._qq[:, 0], clipped, self._targets, self.dt)
         device = self.state.device
         self.state = torch.from_numpy(self._qq).view(t, e, self.state_dim).to(device, torch.float32)
         return torch.from_numpy(rewards).view(t, e).to(device, torch.float32)
