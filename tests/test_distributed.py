@@ -178,12 +178,36 @@ def test_meta_rl_on_two_processes_takes_the_single_process_step(tmp_path):
     wa, wb = load_checkpoint(two / "checkpoint.pt")["model"], load_checkpoint(one / "checkpoint.pt")["model"]
     for k in wa:
         torch.testing.assert_close(wa[k], wb[k], rtol=0, atol=3e-4)
-    # meta-RL evaluation under torchrun: rank 0 evaluates alone, exactly as one process does
-    assert single("eval", str(one), "--tasks", "4", "--output", str(tmp_path / "a.json")).returncode == 0
-    r = torchrun("eval", str(one), "--tasks", "4", "--output", str(tmp_path / "b.json"))
-    assert r.returncode == 0, r.stderr[-2000:]
-    assert r.stdout.count("wrote") == 1
+    # meta-RL evaluation of a per_iteration run under torchrun: the ranks share the chunks of test tasks
+    # (each task's episodes from its own generator) and score what one process does, to float tolerance
     import json
 
+    evaluate = ("eval", str(one), "--tasks", "32")  # four chunks of meta_batch_size 8, two per rank
+    assert single(*evaluate, "--output", str(tmp_path / "a.json")).returncode == 0
+    r = torchrun(*evaluate, "--output", str(tmp_path / "b.json"))
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert r.stdout.count("wrote") == 1  # rank 0 alone writes and reports
+    a, b = (json.loads((tmp_path / f"{n}_per_task.json").read_text()) for n in "ab")
+    assert a["mode"] == b["mode"]
+    torch.testing.assert_close(torch.tensor(a["returns_by_step"]), torch.tensor(b["returns_by_step"]),
+                               rtol=1e-4, atol=1e-3)
+    a, b = (json.loads((tmp_path / f"{n}.json").read_text()) for n in "ab")
+    assert a["mode_identification"]["knn_accuracy"] == pytest.approx(b["mode_identification"]["knn_accuracy"])
+    assert a["reference_returns"] == b["reference_returns"]
+
+
+def test_meta_rl_eval_of_a_stream_run_stays_on_rank_0(tmp_path):
+    """A task_rng=stream run's test episodes come from one stream: under torchrun rank 0 scores every
+    task itself, bit for bit what one process does."""
+    import json
+
+    run = tmp_path / "run"
+    assert single("train", "rl-navigation-maml", "--out", str(run), "--iterations", "1", "--set", "meta_batch_size=4",
+                  "--set", "episodes_per_task=2", "--set", "hidden_sizes=[8]", "--no-progress",
+                  "--no-tensorboard").returncode == 0
+    assert single("eval", str(run), "--tasks", "8", "--output", str(tmp_path / "a.json")).returncode == 0
+    r = torchrun("eval", str(run), "--tasks", "8", "--output", str(tmp_path / "b.json"))
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert r.stdout.count("wrote") == 1
     a, b = (json.loads((tmp_path / f"{n}_per_task.json").read_text()) for n in "ab")
     assert a == b

@@ -293,3 +293,33 @@ def test_first_order_fisher_is_the_kl_hessian_at_the_adapted_policy():
         hv = torch.autograd.grad(dot, [leaves[k] for k in names], retain_graph=True)
         expected = torch.cat([h.sum(0).reshape(-1) for h in hv])  # back to the shared parameters
         torch.testing.assert_close(product(v), expected, atol=1e-6, rtol=1e-4)
+
+
+def test_per_iteration_evaluation_does_not_depend_on_the_chunking():
+    """A task_rng=per_iteration run's test tasks draw their episodes from generators of their own, so
+    scoring them 4 or 12 at a time gives the same returns and embeddings (what lets torchrun's ranks
+    share them); a stream run's do depend on it (one generator drawn chunk after chunk)."""
+    import dataclasses
+
+    from mmaml.rl.algorithm import RLAlgorithm
+    from mmaml.rl.config import RLConfig
+    from mmaml.rl.evaluation import per_task_returns, embed_test_tasks
+
+    config = RLConfig(method="mumomaml", env="navigation-bimodal", meta_batch_size=4, episodes_per_task=3,
+                      hidden_sizes=[16], task_rng="per_iteration").validate()
+    torch.manual_seed(0)
+    algorithm = RLAlgorithm(config, torch.device("cpu"), torch.Generator().manual_seed(0))
+    goals = make_goals("navigation-bimodal")
+    wide = dataclasses.replace(config, meta_batch_size=12)
+    a, mode_a = per_task_returns(algorithm.model, config, algorithm.env, goals, 12, seed=3, steps=1)
+    b, mode_b = per_task_returns(algorithm.model, wide, algorithm.env, goals, 12, seed=3, steps=1)
+    assert torch.equal(mode_a, mode_b) and a.shape == (2, 12)
+    torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-4)
+    ea, _ = embed_test_tasks(algorithm.model, config, algorithm.env, goals, 12, seed=3)
+    eb, _ = embed_test_tasks(algorithm.model, wide, algorithm.env, goals, 12, seed=3)
+    assert ea.shape[0] == 12
+    torch.testing.assert_close(ea, eb, rtol=1e-5, atol=1e-5)
+    stream, stream_wide = (dataclasses.replace(c, task_rng="stream") for c in (config, wide))
+    c, _ = per_task_returns(algorithm.model, stream, algorithm.env, goals, 12, seed=3, steps=1)
+    d, _ = per_task_returns(algorithm.model, stream_wide, algorithm.env, goals, 12, seed=3, steps=1)
+    assert not torch.allclose(c[:, 4:], d[:, 4:])  # the first chunk's draws are the same, the later ones not

@@ -109,13 +109,16 @@ def run_eval(
     config, model, state = load_run(run_dir)
     started = time.perf_counter()
     if config.task == "rl":
-        if dist is not None and not dist.is_main:
-            # meta-RL evaluation draws every chunk's episodes from one stream, so it does not split:
-            # rank 0 evaluates alone (the single process's result) and the other ranks are done
-            return {}
         from mmaml.cli.rl_commands import rl_eval
+        from mmaml.rl.evaluation import splits_across_ranks
 
-        return rl_eval(run_dir, config, model, state, tasks, steps, seed, output)
+        if dist is not None and dist.active and not splits_across_ranks(config):
+            # a task_rng=stream run draws every chunk's episodes from one stream, so its evaluation does
+            # not split: rank 0 evaluates alone (the single process's result) and the other ranks are done
+            if not dist.is_main:
+                return {}
+            dist = None
+        return rl_eval(run_dir, config, model, state, tasks, steps, seed, output, dist)
     images = isinstance(config, ClassificationConfig)
     result = evaluate(
         model,

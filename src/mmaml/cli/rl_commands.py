@@ -18,15 +18,19 @@ def _label(run_dir: Path, config) -> str:
 
 
 def rl_eval(run_dir: Path, config, model, state: dict, tasks: int | None, steps: int | None, seed: int | None,
-            output: Path) -> dict[str, Any]:
-    """Evaluate an RL run on fresh test tasks; write ``output`` and ``<stem>_per_task.json`` beside it."""
+            output: Path, dist=None) -> dict[str, Any]:
+    """Evaluate an RL run on fresh test tasks; write ``output`` and ``<stem>_per_task.json`` beside it.
+
+    ``dist``: torchrun's ranks share the test tasks (see :mod:`mmaml.rl.evaluation`); rank 0 writes."""
     from mmaml.rl.builder import build_env
     from mmaml.rl.envs.registry import make_goals, reference_returns
     from mmaml.rl.evaluation import evaluate_rl
 
     num_tasks, seed = tasks or config.eval_tasks, config.eval_seed if seed is None else seed
     result = evaluate_rl(model, config, build_env(config), make_goals(config.env), num_tasks, seed,
-                         config.eval_inner_steps if steps is None else steps)
+                         config.eval_inner_steps if steps is None else steps, dist)
+    if dist is not None and not dist.is_main:
+        return result  # rank 0 writes
     # the same test goals, one episode each: what doing nothing and a goal-knowing controller score
     result["reference_returns"] = reference_returns(config.env, result["num_tasks"], seed)
     result["iterations"] = int(state["iteration"])

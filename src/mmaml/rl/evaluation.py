@@ -6,11 +6,20 @@ batch of fresh episodes), ``steps`` times; the return of the episodes sampled
 before any step and after each step is recorded per task. The goals depend
 only on the seed, so runs evaluated with the same seed and environment are
 scored on the same tasks and can be compared task by task.
+
+Where the episodes' randomness comes from follows the run's ``task_rng``:
+``stream`` draws every chunk's start states and exploration noise from one
+generator in turn (so only a single process can reproduce it, and under
+torchrun rank 0 evaluates alone); ``per_iteration`` gives each test task a
+generator of its own, keyed by (seed, task index), so the tasks can be scored
+in any chunks on any number of ranks with the same result (to float
+tolerance): under torchrun every rank scores every ``world``-th chunk and the
+scores are gathered in task order.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 import torch
 from torch import Tensor
@@ -19,6 +28,8 @@ from mmaml.rl.config import RLConfig
 from mmaml.rl.envs.base import BatchedEnv
 from mmaml.rl.envs.goals import GoalDistribution
 from mmaml.rl.metalearner import PolicyMetaLearner, Rollouts, rollout_adaptation
+from mmaml.rl.task_generators import TaskGenerators
+from mmaml.training.distributed import SINGLE, Distributed
 from mmaml.training.evaluation import mean_ci95
 
 
@@ -31,7 +42,7 @@ def adaptation_rollouts(model: PolicyMetaLearner, config: RLConfig, env: Batched
 
 
 def task_embeddings(model: PolicyMetaLearner, config: RLConfig, env: BatchedEnv, goals: Tensor,
-                    generator: torch.Generator) -> Tensor:
+                    generator: torch.Generator | TaskGenerators) -> Tensor:
     """MuMoMAML's task embeddings ``[T, D]`` of the tasks ``goals [T, G]``, from ``encoder_episodes`` episodes
     of the unmodulated policy each (what the modulation network reads; nothing else is sampled)."""
     from mmaml.rl.sampler import sample_episodes
@@ -53,30 +64,74 @@ def sample_test_goals(distribution: GoalDistribution, num_tasks: int, seed: int)
     return goals, mode, generator
 
 
+def splits_across_ranks(config: RLConfig) -> bool:
+    """Whether this run's evaluation can be shared among torchrun's ranks (``task_rng: per_iteration``)."""
+    return config.task_rng == "per_iteration"
+
+
+def _chunked(num_tasks: int, chunk: int, generator: torch.Generator, per_task: tuple[int, str] | None,
+             dist: Distributed, score: Callable[[slice, torch.Generator | TaskGenerators], Tensor]) -> Tensor:
+    """``score(tasks, generator)`` over the chunks of ``chunk`` tasks, concatenated along the last dimension.
+
+    ``per_task = (seed, stream)``: each task's randomness from its own generator of (seed, stream,
+    task index), and every ``world``-th chunk on this rank (the results gathered in task order on
+    every rank). ``None``: ``generator`` drawn chunk after chunk, in this process alone.
+    """
+    mine, parts = [], []
+    for number, start in enumerate(range(0, num_tasks, chunk)):
+        tasks = slice(start, min(num_tasks, start + chunk))
+        if per_task is None:
+            parts.append(score(tasks, generator))
+        elif number % dist.world == dist.rank:
+            parts.append(score(tasks, TaskGenerators.for_test_tasks(*per_task, range(tasks.start, tasks.stop))))
+            mine.append(number)
+    if per_task is not None and dist.active:
+        parts = [p.movedim(0, -1) for p in dist.gather_chunks(mine, [p.movedim(-1, 0) for p in parts])[0]]
+    return torch.cat(parts, dim=-1)
+
+
 def per_task_returns(model: PolicyMetaLearner, config: RLConfig, env: BatchedEnv, distribution: GoalDistribution,
-                     num_tasks: int, seed: int, steps: int) -> tuple[Tensor, Tensor]:
+                     num_tasks: int, seed: int, steps: int, dist: Distributed | None = None) -> tuple[Tensor, Tensor]:
     """``(returns [steps + 1, n], mode [n])``: each test task's average return after 0..steps inner steps.
 
     Tasks are adapted ``meta_batch_size`` at a time (chunks in task order); ``n`` is
     ``num_tasks`` rounded up to a multiple of the number of modes (as many tasks per mode).
+    ``dist`` shares the chunks among torchrun's ranks where the run allows it
+    (:func:`splits_across_ranks`); every rank gets all the returns.
     """
     from mmaml.training.evaluation import balanced_count
 
     num_tasks = balanced_count(num_tasks, len(distribution.modes))
-    goals, mode, generator = sample_test_goals(distribution, num_tasks, seed)
+    goals, mode, generator = sample_test_goals(distribution, num_tasks, seed)  # stream runs go on drawing from it
+    per_task = (seed, "returns") if splits_across_ranks(config) else None
     was_training = model.training
     model.eval()
-    returns = []
-    for start in range(0, num_tasks, config.meta_batch_size):
-        chunk = slice(start, min(num_tasks, start + config.meta_batch_size))
-        rollouts = adaptation_rollouts(model, config, env, goals[chunk], mode[chunk], steps, generator)
-        returns.append(rollouts.returns_by_step().cpu())
-    model.train(was_training)
-    return torch.cat(returns, dim=1), mode
+    try:
+        returns = _chunked(num_tasks, config.meta_batch_size, generator, per_task, SINGLE if dist is None else dist,
+                           lambda tasks, g: adaptation_rollouts(model, config, env, goals[tasks], mode[tasks], steps,
+                                                                g).returns_by_step().cpu())
+    finally:
+        model.train(was_training)
+    return returns, mode
+
+
+def embed_test_tasks(model: PolicyMetaLearner, config: RLConfig, env: BatchedEnv, distribution: GoalDistribution,
+                    num_tasks: int, seed: int, dist: Distributed | None = None) -> tuple[Tensor, Tensor]:
+    """``(embeddings [n, D], mode [n])`` of the test goals of ``seed`` (``n`` as in :func:`per_task_returns`),
+    each from fresh unmodulated episodes; shared among ranks as :func:`per_task_returns` is."""
+    from mmaml.training.evaluation import balanced_count
+
+    num_tasks = balanced_count(num_tasks, len(distribution.modes))
+    goals, mode, _ = sample_test_goals(distribution, num_tasks, seed)
+    per_task = (seed, "embeddings") if splits_across_ranks(config) else None
+    embedding = _chunked(num_tasks, config.meta_batch_size, torch.Generator().manual_seed(seed + 1), per_task,
+                         SINGLE if dist is None else dist,
+                         lambda tasks, g: task_embeddings(model, config, env, goals[tasks], g).cpu().T)
+    return embedding.T, mode
 
 
 def evaluate_rl(model: PolicyMetaLearner, config: RLConfig, env: BatchedEnv, distribution: GoalDistribution,
-                num_tasks: int, seed: int, steps: int) -> dict[str, Any]:
+                num_tasks: int, seed: int, steps: int, dist: Distributed | None = None) -> dict[str, Any]:
     """Average return by gradient step, overall and per mode, with 95% intervals.
 
     Keys: ``returns_by_step`` (a list of ``{"mean", "ci95"}``, index = gradient
@@ -84,9 +139,10 @@ def evaluate_rl(model: PolicyMetaLearner, config: RLConfig, env: BatchedEnv, dis
     MAML), ``per_mode`` (``{name: {"num_tasks", "returns_by_step"}}``) and
     ``per_task`` (``{"mode", "returns_by_step"}``, for paired comparisons); a MuMoMAML
     model on several modes also gets ``mode_identification`` from the embeddings of the
-    same test goals (see :mod:`mmaml.training.mode_identification`).
+    same test goals (see :mod:`mmaml.training.mode_identification`). ``dist``: as in
+    :func:`per_task_returns` (every rank gets the whole result).
     """
-    returns, mode = per_task_returns(model, config, env, distribution, num_tasks, seed, steps)
+    returns, mode = per_task_returns(model, config, env, distribution, num_tasks, seed, steps, dist)
     num_tasks = len(mode)  # rounded up to a multiple of the number of modes
     result: dict[str, Any] = {
         "num_tasks": num_tasks,
@@ -105,11 +161,8 @@ def evaluate_rl(model: PolicyMetaLearner, config: RLConfig, env: BatchedEnv, dis
         # the embeddings of the same test goals, from fresh unmodulated episodes (their own generator)
         from mmaml.training.mode_identification import mode_identification
 
-        goals, mode, _ = sample_test_goals(distribution, num_tasks, seed)
-        generator = torch.Generator().manual_seed(seed + 1)
-        embedding = torch.cat([task_embeddings(model, config, env, goals[i:i + config.meta_batch_size], generator)
-                               for i in range(0, num_tasks, config.meta_batch_size)])
-        result["mode_identification"] = mode_identification(embedding.cpu(), mode, list(distribution.modes))
+        embedding, _ = embed_test_tasks(model, config, env, distribution, num_tasks, seed, dist)
+        result["mode_identification"] = mode_identification(embedding, mode, list(distribution.modes))
     result["per_task"] = {"mode": mode.tolist(), "returns_by_step": returns.double().tolist()}
     return result
 

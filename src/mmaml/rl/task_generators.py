@@ -30,6 +30,14 @@ class TaskGenerators:
 
         return cls([iteration_generator(seed, iteration, f"task{i}") for i in tasks])
 
+    @classmethod
+    def for_test_tasks(cls, seed: int, stream: str, tasks: Sequence[int]) -> "TaskGenerators":
+        """The generators of the test tasks numbered ``tasks`` of the evaluation seeded ``seed`` (``stream``
+        names what they draw, e.g. ``"returns"``), apart from every training iteration's."""
+        from mmaml.training.distributed import iteration_generator
+
+        return cls([iteration_generator(seed, -1, f"test-{stream}{i}") for i in tasks])
+
     def __len__(self) -> int:
         return len(self.generators)
 
