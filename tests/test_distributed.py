@@ -211,3 +211,26 @@ def test_meta_rl_eval_of_a_stream_run_stays_on_rank_0(tmp_path):
     assert r.stdout.count("wrote") == 1
     a, b = (json.loads((tmp_path / f"{n}_per_task.json").read_text()) for n in "ab")
     assert a == b
+
+
+def test_each_rank_takes_its_local_gpu_and_a_share_of_the_cores(monkeypatch):
+    """Placement without a GPU machine: ``LOCAL_RANK`` picks the GPU when CUDA is there and the config
+    allows it; on CPUs the local ranks split the cores unless OMP_NUM_THREADS is set."""
+    from mmaml.training.distributed import Distributed
+
+    rank = Distributed(rank=3, world=4, local_rank=1, local_world=2, backend="nccl")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert rank.device("auto") == "cuda:1" and rank.device("cuda") == "cuda:1"
+    assert rank.device("cpu") == "cpu"  # a config that asks for the CPU keeps it
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert rank.device("auto") == "auto"  # resolved to the CPU later
+    assert Distributed().device("auto") == "auto"  # a single process is left alone
+    threads = []
+    monkeypatch.setattr(torch, "set_num_threads", threads.append)
+    monkeypatch.setattr(os, "cpu_count", lambda: 16)
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    rank.set_threads()
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")
+    rank.set_threads()  # the user's setting wins
+    Distributed().set_threads()
+    assert threads == [8]
