@@ -234,3 +234,20 @@ def test_each_rank_takes_its_local_gpu_and_a_share_of_the_cores(monkeypatch):
     rank.set_threads()  # the user's setting wins
     Distributed().set_threads()
     assert threads == [8]
+
+
+def test_meta_rl_ppo_on_two_processes_takes_the_single_process_steps(tmp_path):
+    """The PPO outer loop averages each epoch's gradient over the ranks: two iterations of Adam epochs on
+    two processes end at one process's weights (to float tolerance)."""
+    rl = ["--set", "task_rng=per_iteration", "--set", "meta_batch_size=4", "--set", "episodes_per_task=3",
+          "--set", "hidden_sizes=[16]", "--set", "outer_optimizer=ppo", "--set", "ppo_epochs=2",
+          "--iterations", "2", "--no-progress", "--no-tensorboard"]
+    two, one = tmp_path / "two", tmp_path / "one"
+    r = torchrun("train", "rl-navigation-mumomaml", "--out", str(two), *rl)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert single("train", "rl-navigation-mumomaml", "--out", str(one), *rl).returncode == 0
+    for ra, rb in zip(read_metrics(two), read_metrics(one)):
+        assert ra["return_step1"] == pytest.approx(rb["return_step1"], rel=1e-4, abs=1e-4)
+    wa, wb = load_checkpoint(two / "checkpoint.pt")["model"], load_checkpoint(one / "checkpoint.pt")["model"]
+    for k in wa:
+        torch.testing.assert_close(wa[k], wb[k], rtol=0, atol=1e-4)

@@ -28,6 +28,10 @@ TINY = ["--set", "meta_batch_size=4", "--set", "episodes_per_task=2", "--set", "
     (["rl-navigation-maml", "--set", "inner_grad_clip=1"], "unknown config key"),
     (["rl-navigation-mumomaml", "--set", "modulated_layers=[5]"], "modulated_layers"),
     (["rl-navigation-maml", "--set", "hidden_sizes=abc"], "hidden_sizes"),
+    (["rl-navigation-maml", "--set", "outer_optimizer=adam"], "outer_optimizer"),
+    (["rl-navigation-maml", "--set", "ppo_clip=1.5"], "ppo_clip"),
+    (["rl-navigation-maml", "--set", "ppo_epochs=0"], "ppo_epochs"),
+    (["rl-navigation-maml", "--set", "ppo_lr=0"], "ppo_lr"),
 ])
 def test_bad_rl_config_is_one_line_exit_2_nothing_written(tmp_path, capsys, args, needle):
     out = tmp_path / "run"
@@ -91,3 +95,19 @@ def test_rl_run_cannot_be_compared_with_regression_run(tmp_path, capsys):
     capsys.readouterr()
     assert main(["compare", str(rl), str(reg)]) == 2
     assert "different tasks" in capsys.readouterr().err
+
+
+def test_ppo_outer_loop_trains_and_resumes_exactly(tmp_path):
+    """The PPO outer loop keeps Adam's state in the checkpoint: 2 + 2 resumed iterations equal 4 straight."""
+    ppo = ["--set", "outer_optimizer=ppo", "--set", "ppo_epochs=2", *TINY]
+    full, part = tmp_path / "full", tmp_path / "part"
+    assert main(["train", "rl-navigation-mumomaml", "--out", str(full), "--iterations", "4", *ppo]) == 0
+    assert main(["train", "rl-navigation-mumomaml", "--out", str(part), "--iterations", "2", *ppo]) == 0
+    assert "optimizer" in load_checkpoint(part / "checkpoint.pt")
+    torch.manual_seed(99)
+    assert main(["train", "rl-navigation-mumomaml", "--out", str(part), "--iterations", "4", "--resume", *ppo]) == 0
+    a, b = (load_checkpoint(d / "checkpoint.pt")["model"] for d in (full, part))
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+    rows = read_metrics(full)
+    assert all(r["backtracks"] == 0 and r["kl"] > 0 for r in rows)  # every epoch taken, the policy moved

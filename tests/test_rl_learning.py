@@ -323,3 +323,56 @@ def test_per_iteration_evaluation_does_not_depend_on_the_chunking():
     c, _ = per_task_returns(algorithm.model, stream, algorithm.env, goals, 12, seed=3, steps=1)
     d, _ = per_task_returns(algorithm.model, stream_wide, algorithm.env, goals, 12, seed=3, steps=1)
     assert not torch.allclose(c[:, 4:], d[:, 4:])  # the first chunk's draws are the same, the later ones not
+
+
+def test_clipped_surrogate_by_hand_and_its_gradient_vanishes_where_clipped():
+    """Against the formula computed from the adapted policy's log-probabilities; at the sampling policy
+    (ratio 1) its gradient is the plain surrogate's; with the ratio pushed beyond 1 + clip where the
+    advantage is positive (and below 1 - clip where negative) no step contributes a gradient."""
+    from mmaml.rl.maml_ppo import clipped_surrogate
+    from mmaml.rl.maml_trpo import surrogate
+    from mmaml.rl.metalearner import adapted_parameters
+
+    model, env = small_model(True)
+    rollouts = small_rollouts(model, env)
+    params = [p for p in model.parameters() if p.requires_grad]
+    loss = clipped_surrogate(model, rollouts, 0.1, create_graph=True)
+    plain, _, _ = surrogate(model, rollouts, None, create_graph=True)
+    torch.testing.assert_close(loss, plain, rtol=1e-5, atol=1e-6)
+    g1 = torch.autograd.grad(loss, params, allow_unused=True)
+    g2 = torch.autograd.grad(plain, params, allow_unused=True)
+    for a, b in zip(g1, g2):
+        if a is not None:
+            torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
+
+    scored = rollouts.steps[-1]
+    with torch.enable_grad():
+        adapted, taus = adapted_parameters(model, rollouts, create_graph=False)
+        obs, actions = scored.flat()
+        logp = log_prob(model.learner(adapted, obs, taus, model.modulation_kind), actions).detach()
+    adv = scored.advantages.reshape(4, -1)
+    shift = torch.where(adv > 0, torch.full_like(adv, 0.5), torch.full_like(adv, -0.5))  # ratio e^0.5 / e^-0.5
+    scored.log_probs = (logp - shift).reshape(scored.log_probs.shape)
+    ratio = torch.exp(shift)
+    expected = -torch.minimum(ratio * adv, ratio.clamp(0.9, 1.1) * adv).mean()
+    loss = clipped_surrogate(model, rollouts, 0.1, create_graph=True)
+    torch.testing.assert_close(loss.detach(), expected, rtol=1e-4, atol=1e-5)
+    grads = torch.autograd.grad(loss, params, allow_unused=True)
+    assert all(g is None or float(g.abs().max()) == 0.0 for g in grads)
+
+
+@pytest.mark.parametrize("modulated", [False, True])
+def test_ppo_step_lowers_the_surrogate_and_moves_the_encoder(modulated):
+    from mmaml.rl.maml_ppo import PPOSettings, ppo_step
+
+    model, env = small_model(modulated)
+    rollouts = small_rollouts(model, env)
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    stats = ppo_step(model, rollouts, PPOSettings(epochs=3), optimizer)
+    assert stats.finite and stats.accepted and stats.backtracks == 0
+    assert stats.loss_after < stats.loss_before and stats.kl > 0
+    moved = {n for n, p in model.named_parameters() if not torch.equal(p, before[n])}
+    assert any(n.startswith("learner") for n in moved)
+    if modulated:  # Adam moves the encoder's and modulation network's parameters too
+        assert any(n.startswith("encoder") for n in moved) and any(n.startswith("modulation") for n in moved)

@@ -1,7 +1,9 @@
 """One meta-RL training iteration, in the form the :class:`~mmaml.training.trainer.Trainer` runs.
 
 Each iteration draws a meta-batch of goals (as many per mode), samples the
-adaptation protocol for all of them at once, and takes one MAML-TRPO step.
+adaptation protocol for all of them at once, and takes one outer step: MAML-TRPO
+(``outer_optimizer: trpo``, the seed paper's) or a few Adam epochs on the clipped
+surrogate (``ppo``, the outer loop of the authors' code; :mod:`mmaml.rl.maml_ppo`).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import torch
 from mmaml.rl.builder import build_env, build_policy_metalearner
 from mmaml.rl.config import RLConfig
 from mmaml.rl.envs.registry import make_goals
+from mmaml.rl.maml_ppo import PPOSettings, ppo_step
 from mmaml.rl.maml_trpo import TRPOSettings, trpo_step
 from mmaml.rl.metalearner import rollout_adaptation
 
@@ -24,13 +27,14 @@ def trpo_settings(config: RLConfig) -> TRPOSettings:
 
 
 class RLAlgorithm:
-    """MAML-TRPO (``method: maml``) or MuMoMAML-TRPO (``method: mumomaml``) on ``config.env``.
+    """MAML (``method: maml``) or MuMoMAML (``method: mumomaml``) on ``config.env``, TRPO or PPO outer loop.
 
     Logged per iteration: the meta-batch's average return after 0, 1, ...
     ``inner_steps`` inner steps (step 0 is the modulated policy for MuMoMAML),
-    the surrogate before and after the TRPO step, its KL, the line search's
-    backtracks, whether the step was rejected, and the seconds spent sampling,
-    adapting and in the TRPO step.
+    the surrogate before and after the outer step, its KL, the line search's
+    backtracks (PPO: epochs not taken), whether the step was rejected, and the
+    seconds spent sampling, adapting and in the outer step (``trpo_seconds``,
+    named for the default).
     """
 
     def __init__(self, config: RLConfig, device: torch.device, generator: torch.Generator, dist=None):
@@ -47,6 +51,10 @@ class RLAlgorithm:
         self.goals = make_goals(config.env)
         self.model = build_policy_metalearner(config, self.env).to(device)
         self.settings = trpo_settings(config)
+        self.optimizer = None
+        if config.outer_optimizer == "ppo":
+            self.ppo = PPOSettings(config.ppo_epochs, config.ppo_clip, config.ppo_lr)
+            self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.ppo_lr)
         steps = [f"return_step{k}" for k in range(config.inner_steps + 1)]
         self.columns = (*steps, "surrogate_before", "surrogate_after", "kl", "backtracks", "rejected_steps",
                         "sample_seconds", "adapt_seconds", "trpo_seconds")
@@ -70,7 +78,10 @@ class RLAlgorithm:
             self.model, self.env, goals.to(self.device), mode, config.episodes_per_task, config.inner_steps,
             generator, config.encoder_episodes, config.discount, config.gae_lambda, timings)
         started = time.perf_counter()
-        stats = trpo_step(self.model, rollouts, self.settings, dist, mine.start, total)
+        if self.optimizer is not None:
+            stats = ppo_step(self.model, rollouts, self.ppo, self.optimizer, dist)
+        else:
+            stats = trpo_step(self.model, rollouts, self.settings, dist, mine.start, total)
         returns = dist.average_(rollouts.returns_by_step().mean(1).double())
         row = {f"return_step{k}": float(r) for k, r in enumerate(returns)}
         row.update(surrogate_before=stats.loss_before, surrogate_after=stats.loss_after, kl=stats.kl,
@@ -95,7 +106,9 @@ class RLAlgorithm:
         return {"R0": f"{summary['return_step0']:.1f}", f"R{self.config.inner_steps}": f"{summary[last]:.1f}"}
 
     def state_dict(self) -> dict:
-        return {}
+        """PPO's Adam state (TRPO keeps none)."""
+        return {} if self.optimizer is None else {"optimizer": self.optimizer.state_dict()}
 
     def load_state_dict(self, state: dict) -> None:
-        pass
+        if self.optimizer is not None:
+            self.optimizer.load_state_dict(state["optimizer"])

@@ -1,4 +1,4 @@
-"""The configuration of a meta-RL run (MAML-TRPO or MuMoMAML-TRPO), validated like every run config."""
+"""The configuration of a meta-RL run (MAML or MuMoMAML; TRPO or PPO outer loop), validated like every run config."""
 
 from __future__ import annotations
 
@@ -39,7 +39,8 @@ class RLConfig(RunConfig):
     episodes_per_task: int = 20
     discount: float = 0.99
     gae_lambda: float = 1.0
-    # outer loop: TRPO
+    # outer loop: trpo (MAML-TRPO, the seed paper's) or ppo (Adam on the clipped surrogate, the authors' code's)
+    outer_optimizer: str = "trpo"
     meta_batch_size: int = 40
     max_kl: float = 0.01
     cg_iterations: int = 10
@@ -48,6 +49,9 @@ class RLConfig(RunConfig):
     line_search_ratio: float = 0.8
     fisher_subsample: float = 0.5  # fraction of the tasks the Fisher-vector products use
     fisher_second_order: bool = True  # the Fisher through the inner steps; false: at the adapted policy only
+    ppo_epochs: int = 5
+    ppo_clip: float = 0.1
+    ppo_lr: float = 1e-3
     # simulation: threads of the MuJoCo envs' physics (half-cheetah; the results do not depend on it)
     sim_threads: int = 1
     # bookkeeping
@@ -75,6 +79,8 @@ class RLConfig(RunConfig):
         super().validate()
         if self.modulation not in RL_MODULATIONS:
             bad("modulation", f"choose one of {', '.join(RL_MODULATIONS)}")
+        if self.outer_optimizer not in ("trpo", "ppo"):
+            bad("outer_optimizer", "choose trpo (MAML-TRPO) or ppo (Adam on the clipped surrogate)")
         if self.modulation_init not in ("default", "zero"):
             bad("modulation_init", "choose default or zero")
         if not self.hidden_sizes or any(h < 1 for h in self.hidden_sizes):
@@ -85,13 +91,13 @@ class RLConfig(RunConfig):
                 bad("modulated_layers", f"give distinct hidden-layer indices in 0..{len(self.hidden_sizes) - 1}, "
                     "or null for all")
         for key in ("encoder_hidden", "embedding_dim", "encoder_episodes", "episodes_per_task", "meta_batch_size",
-                    "cg_iterations", "line_search_steps", "sim_threads"):
+                    "cg_iterations", "line_search_steps", "sim_threads", "ppo_epochs"):
             if getattr(self, key) < 1:
                 bad(key, "must be at least 1")
         for key in ("inner_steps", "eval_inner_steps"):
             if getattr(self, key) < 0:
                 bad(key, "must not be negative")
-        for key in ("inner_lr", "max_kl"):
+        for key in ("inner_lr", "max_kl", "ppo_lr"):
             if not getattr(self, key) > 0:
                 bad(key, "must be positive")
         if self.cg_damping < 0:
@@ -101,6 +107,8 @@ class RLConfig(RunConfig):
                 bad(key, "must lie in [0, 1]")
         if not 0 < self.fisher_subsample <= 1:
             bad("fisher_subsample", "must lie in (0, 1]: the fraction of tasks used for the Fisher-vector products")
+        if not 0 < self.ppo_clip < 1:
+            bad("ppo_clip", "must lie strictly between 0 and 1 (the ratio is clipped to [1 - clip, 1 + clip])")
         if not 0 < self.line_search_ratio < 1:
             bad("line_search_ratio", "must lie strictly between 0 and 1")
         if self.episodes_per_task < 2:
