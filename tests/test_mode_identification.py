@@ -65,5 +65,15 @@ def test_eval_reports_mode_identification_for_mumomaml_only(tmp_path, capsys):
 def test_many_tasks_are_subsampled_with_every_mode_kept():
     emb, mode = clusters(separation=20.0, n=9000)
     r = mode_identification(emb, mode, ["a", "b", "c"])
-    assert r["num_fit"] + r["num_scored"] == 4000 and r["knn_accuracy"] == 1.0
+    assert 3990 <= r["num_fit"] + r["num_scored"] <= 4000 and r["knn_accuracy"] == 1.0
     assert r["chance"] == pytest.approx(1 / 3, abs=0.01)
+
+
+@pytest.mark.parametrize("n, modes", [(4002, 3), (4001, 2), (4005, 5)])
+def test_a_few_tasks_over_the_cap_still_subsample(n, modes):
+    """Just over the cap (an evaluation of 4,000 tasks rounded up to a multiple of 3 modes is 4,002):
+    every mode keeps its share and the split still has every mode on both sides."""
+    emb, mode = clusters(separation=20.0, n=n, modes=modes)
+    r = mode_identification(emb, mode, "abcde"[:modes])
+    assert 3990 <= r["num_fit"] + r["num_scored"] <= 4000 and r["knn_accuracy"] == 1.0
+    assert r["chance"] == pytest.approx(1 / modes, abs=0.01)

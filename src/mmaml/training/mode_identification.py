@@ -56,8 +56,9 @@ def mode_identification(embedding: Tensor, mode: Tensor, mode_names: Sequence[st
     counts = np.bincount(y)
     stratify = y if counts[present].min() >= 2 else None
     if len(y) > MAX_TASKS:
-        x, _, y, _ = train_test_split(x, y, train_size=MAX_TASKS, random_state=seed, stratify=stratify)
-        stratify = y
+        keep = _stratified_subsample(y, MAX_TASKS, seed)
+        x, y = x[keep], y[keep]
+        stratify = y if stratify is not None else None
     fit_x, score_x, fit_y, score_y = train_test_split(x, y, test_size=0.5, random_state=seed, stratify=stratify)
     neighbours = min(k, len(fit_y))
     predicted = KNeighborsClassifier(n_neighbors=neighbours).fit(fit_x, fit_y).predict(score_x)
@@ -74,6 +75,18 @@ def mode_identification(embedding: Tensor, mode: Tensor, mode_names: Sequence[st
         "silhouette": float(silhouette_score(x, y)),
         "confusion": confusion,
     }
+
+
+def _stratified_subsample(y: np.ndarray, size: int, seed: int) -> np.ndarray:
+    """Sorted indices of about ``size`` of the tasks ``y``: each mode's share kept (rounded down), at least 2 of
+    each mode that has them, drawn without replacement by a generator of ``seed``."""
+    rng = np.random.default_rng(seed)
+    keep = []
+    for m in np.unique(y):
+        idx = np.flatnonzero(y == m)
+        take = max(min(2, len(idx)), size * len(idx) // len(y))
+        keep.append(rng.choice(idx, size=take, replace=False))
+    return np.sort(np.concatenate(keep))
 
 
 def format_mode_identification(result: dict[str, Any]) -> str:
