@@ -376,3 +376,40 @@ def test_ppo_step_lowers_the_surrogate_and_moves_the_encoder(modulated):
     assert any(n.startswith("learner") for n in moved)
     if modulated:  # Adam moves the encoder's and modulation network's parameters too
         assert any(n.startswith("encoder") for n in moved) and any(n.startswith("modulation") for n in moved)
+
+
+@pytest.mark.parametrize("part", ["encoder", "modulation_network", "learner", "all"])
+def test_outer_gradient_matches_central_differences(part):
+    """The outer surrogate's gradient through tau and the inner step (float64), along a random direction in
+    the encoder's, the modulation network's, the policy's or all parameters, against central differences
+    of the surrogate itself: an independent check that the encoder gets the gradient it should."""
+    from mmaml.rl.maml_trpo import surrogate
+
+    model, env = small_model(True)
+    rollouts = small_rollouts(model, env, steps=1)
+    model.double()
+    rollouts = rollouts.to(torch.float64)
+    named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    g = torch.Generator().manual_seed(1)
+    direction = [torch.randn(p.shape, generator=g, dtype=torch.float64) * (part in ("all", n.split(".")[0]))
+                 for n, p in named]
+    params = [p for _, p in named]
+
+    def loss() -> torch.Tensor:
+        with torch.enable_grad():
+            return surrogate(model, rollouts, None, create_graph=True)[0]
+
+    grads = torch.autograd.grad(loss(), params, allow_unused=True)
+    analytic = sum(float((gr * d).sum()) for gr, d in zip(grads, direction) if gr is not None)
+    eps = 1e-6
+    with torch.no_grad():
+        for p, d in zip(params, direction):
+            p.add_(eps * d)
+    plus = float(loss().detach())
+    with torch.no_grad():
+        for p, d in zip(params, direction):
+            p.sub_(2 * eps * d)
+    minus = float(loss().detach())
+    numeric = (plus - minus) / (2 * eps)
+    assert abs(analytic) > 1e-6  # the direction does move the loss
+    assert analytic == pytest.approx(numeric, rel=1e-5, abs=1e-9)
