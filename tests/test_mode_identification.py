@@ -20,7 +20,7 @@ def clusters(separation: float, n: int = 300, modes: int = 3, dim: int = 8, seed
 def test_separable_embeddings_are_identified():
     emb, mode = clusters(separation=20.0)
     r = mode_identification(emb, mode, ["a", "b", "c"])
-    assert r["knn_accuracy"] == 1.0 and r["silhouette"] > 0.8
+    assert r["knn_accuracy"] == 1.0 and r["linear_accuracy"] == 1.0 and r["silhouette"] > 0.8
     assert r["num_fit"] + r["num_scored"] == 300 and r["chance"] == pytest.approx(1 / 3, abs=0.01)
     assert r["confusion"]["b"] == {"a": 0.0, "b": 1.0, "c": 0.0}
 
@@ -30,6 +30,19 @@ def test_shuffled_modes_score_near_chance():
     shuffled = mode[torch.randperm(600, generator=torch.Generator().manual_seed(1))]
     r = mode_identification(emb, shuffled, ["a", "b", "c"])
     assert abs(r["knn_accuracy"] - 1 / 3) < 0.08 and abs(r["silhouette"]) < 0.05
+    assert abs(r["linear_accuracy"] - 1 / 3) < 0.08
+
+
+def test_a_mode_in_one_direction_under_noise_in_many_is_found_by_the_linear_probe():
+    """Two modes that differ by 1.5 standard deviations along one axis of 64 (noise in all): the distance-based
+    k-NN stays far below the Bayes rate (77%), a linear probe finds the axis and comes near it."""
+    g = torch.Generator().manual_seed(0)
+    mode = torch.arange(2000) % 2
+    emb = torch.randn(2000, 64, generator=g)
+    emb[:, 0] += 1.5 * mode
+    r = mode_identification(emb, mode, ["a", "b"])
+    assert r["knn_accuracy"] < 0.67
+    assert r["linear_accuracy"] > 0.72 and r["linear_accuracy"] - r["knn_accuracy"] > 0.06
 
 
 def test_overlap_shows_in_the_confusion():

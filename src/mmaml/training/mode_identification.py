@@ -8,6 +8,11 @@ Given the embeddings ``[n, E]`` of ``n`` test tasks and their true modes ``[n]``
   share of the scored half) and the per-mode confusion (row: true mode, column:
   predicted, fractions of the row). Where modes genuinely overlap (a line and a
   flat quadratic can be the same function on five points) the confusion says which.
+* **linear accuracy**: a logistic-regression probe (features standardised) fitted and
+  scored on the same halves. k-NN votes by distance over all dimensions, so a mode
+  carried by a few directions of a 64-dimensional embedding, under noise in the rest,
+  can hide from it; a linear probe finds such a direction. k-NN near chance with the
+  linear probe well above says the embeddings carry the mode weakly, in few directions.
 * **silhouette**: scikit-learn's silhouette score of the true modes in embedding
   space (1: tight, well-separated modes; about 0: overlapping; negative: mixed).
 
@@ -29,7 +34,7 @@ MAX_TASKS = 4000
 
 def mode_identification(embedding: Tensor, mode: Tensor, mode_names: Sequence[str], k: int = K_NEIGHBOURS,
                         seed: int = 0) -> dict[str, Any]:
-    """k-NN mode accuracy (fit on half, score on the other half), chance, confusion and silhouette.
+    """k-NN and linear-probe mode accuracy (fit on half, score on the other half), chance, confusion, silhouette.
 
     Args:
         embedding: ``[n, E]`` task embeddings.
@@ -39,12 +44,16 @@ def mode_identification(embedding: Tensor, mode: Tensor, mode_names: Sequence[st
         seed: of the split.
 
     Returns:
-        ``{"knn_accuracy", "chance", "k", "num_fit", "num_scored", "silhouette", "confusion"}``;
+        ``{"knn_accuracy", "linear_accuracy", "chance", "k", "num_fit", "num_scored", "silhouette",
+        "confusion"}`` (``confusion`` is the k-NN's);
         ``confusion[true][predicted]`` is the fraction of the true mode's scored tasks.
     """
+    from sklearn.linear_model import LogisticRegression
     from sklearn.metrics import silhouette_score
     from sklearn.model_selection import train_test_split
     from sklearn.neighbors import KNeighborsClassifier
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
 
     x = embedding.detach().double().cpu().numpy()
     y = mode.detach().cpu().numpy().astype(int)
@@ -62,12 +71,18 @@ def mode_identification(embedding: Tensor, mode: Tensor, mode_names: Sequence[st
     fit_x, score_x, fit_y, score_y = train_test_split(x, y, test_size=0.5, random_state=seed, stratify=stratify)
     neighbours = min(k, len(fit_y))
     predicted = KNeighborsClassifier(n_neighbors=neighbours).fit(fit_x, fit_y).predict(score_x)
+    if len(np.unique(fit_y)) > 1:
+        probe = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000)).fit(fit_x, fit_y)
+        linear = float(np.mean(probe.predict(score_x) == score_y))
+    else:  # a split too small to hold two modes on the fitted side
+        linear = float(np.mean(score_y == fit_y[0]))
     confusion: dict[str, dict[str, float]] = {}
     for m in np.unique(score_y):
         row = predicted[score_y == m]
         confusion[mode_names[m]] = {mode_names[p]: float(np.mean(row == p)) for p in present}
     return {
         "knn_accuracy": float(np.mean(predicted == score_y)),
+        "linear_accuracy": linear,
         "chance": float(np.bincount(score_y).max() / len(score_y)),
         "k": int(neighbours),
         "num_fit": int(len(fit_y)),
@@ -92,5 +107,6 @@ def _stratified_subsample(y: np.ndarray, size: int, seed: int) -> np.ndarray:
 def format_mode_identification(result: dict[str, Any]) -> str:
     """One line for ``mmaml eval``."""
     return (f"mode identification from the task embeddings: {result['k']}-NN accuracy "
-            f"{100 * result['knn_accuracy']:.1f}% on {result['num_scored']} tasks (chance "
-            f"{100 * result['chance']:.1f}%), silhouette {result['silhouette']:.3f}")
+            f"{100 * result['knn_accuracy']:.1f}%, linear probe {100 * result['linear_accuracy']:.1f}% on "
+            f"{result['num_scored']} tasks (chance {100 * result['chance']:.1f}%), silhouette "
+            f"{result['silhouette']:.3f}")
