@@ -44,7 +44,7 @@ def test_every_classification_preset_builds_and_runs_one_task(preset):
     batch = TaskBatch(images, labels, images, labels, torch.zeros(1, dtype=torch.long))
     out = model(batch, steps=1, with_prior=True)
     assert out.query_pred.shape == (1, n * k, n)
-    assert float(out.query_loss) < float(out.prior_query_loss)
+    assert float(out.query_loss.detach()) < float(out.prior_query_loss.detach())
 
 
 def test_readme_python_example_runs():
