@@ -111,3 +111,25 @@ def test_ppo_outer_loop_trains_and_resumes_exactly(tmp_path):
         assert torch.equal(a[k], b[k]), k
     rows = read_metrics(full)
     assert all(r["backtracks"] == 0 and r["kl"] > 0 for r in rows)  # every epoch taken, the policy moved
+
+
+def test_rl_modulation_analysis_runs_on_a_tiny_run(tmp_path):
+    """analysis/rl_modulation.py on a one-iteration run: every number is there and in range."""
+    import importlib.util
+    from pathlib import Path
+
+    run = tmp_path / "run"
+    assert main(["train", "rl-navigation-mumomaml", "--out", str(run), "--iterations", "1", *TINY]) == 0
+    path = Path(__file__).resolve().parents[1] / "analysis" / "rl_modulation.py"
+    spec = importlib.util.spec_from_file_location("rl_modulation", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    ident = module.identification(str(run), 8)
+    assert 0 <= ident["k-NN accuracy"] <= 1 and 0 <= ident["linear-probe accuracy"] <= 1 and ident["chance"] == 0.5
+    probe = module.probe(str(run), 8, 0)
+    assert -1 <= probe["gradient cosine between the two modes' means"] <= 1
+    assert all(v >= 0 for k, v in probe.items() if "cosine" not in k)
+    with pytest.raises(SystemExit, match="MAML run"):
+        maml = tmp_path / "maml"
+        assert main(["train", "rl-navigation-maml", "--out", str(maml), "--iterations", "1", *TINY]) == 0
+        module.probe(str(maml), 8, 0)
