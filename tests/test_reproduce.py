@@ -252,6 +252,7 @@ def test_seeds_train_one_run_per_seed_and_tabulate_the_spread(tmp_path, capsys):
     md = (out / "table1.md").read_text()
     mean, std = sum(values) / 2, abs(values[0] - values[1]) / 2 ** 0.5
     assert f"| 2 | MAML | 0, 1 | {values[0]:.4f}, {values[1]:.4f} | {mean:.4f} | {std:.4f} |" in md
+    assert md.count("| 2 | MAML, seed 0 |") == 1 and md.count("| 2 | MAML, seed 1 |") == 1  # each run says its seed
     capsys.readouterr()
     # finished seeds are skipped; a later command without --seeds keeps them in the table
     assert main(args) == 0

@@ -134,8 +134,9 @@ def render_markdown(records: list[dict]) -> str:
     ]
     for r in records:
         its = f"{r['iterations']:,}" + ("" if r["iterations"] >= PAPER_ITERATIONS else f" (of {PAPER_ITERATIONS:,})")
+        method = r["method"] if r.get("seed") is None else f"{r['method']}, seed {r['seed']}"
         lines.append(
-            f"| {r['modes']} | {r['method']} | {_fmt(r['paper_post_modulation'])} "
+            f"| {r['modes']} | {method} | {_fmt(r['paper_post_modulation'])} "
             f"| {_fmt(r['post_modulation_mean'])} ± {_fmt(r['post_modulation_ci95'])} "
             f"| {_fmt(r['paper_post_adaptation'])} "
             f"| {_fmt(r['post_adaptation_mean'])} ± {_fmt(r['post_adaptation_ci95'])} "
