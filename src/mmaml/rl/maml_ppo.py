@@ -26,9 +26,8 @@ from dataclasses import dataclass
 
 import torch
 
-from mmaml.rl.maml_trpo import TRPOStats, surrogate
-from mmaml.rl.metalearner import PolicyMetaLearner, Rollouts, adapted_parameters
-from mmaml.rl.policy import log_prob
+from mmaml.rl.maml_trpo import TRPOStats, importance_ratios, surrogate
+from mmaml.rl.metalearner import PolicyMetaLearner, Rollouts
 
 
 @dataclass
@@ -40,13 +39,7 @@ class PPOSettings:
 
 def clipped_surrogate(model: PolicyMetaLearner, rollouts: Rollouts, clip: float, create_graph: bool) -> torch.Tensor:
     """``-mean(min(r A, clip(r, 1 - clip, 1 + clip) A))`` over every scored step of every task (a scalar)."""
-    params, taus = adapted_parameters(model, rollouts, create_graph)
-    scored = rollouts.steps[-1]
-    obs, actions = scored.flat()
-    t = scored.num_tasks
-    pred = model.learner(params, obs, taus, model.modulation_kind)
-    ratio = torch.exp(log_prob(pred, actions) - scored.log_probs.reshape(t, -1))
-    advantages = scored.advantages.reshape(t, -1)
+    ratio, advantages, _ = importance_ratios(model, rollouts, create_graph)
     return -torch.minimum(ratio * advantages, ratio.clamp(1 - clip, 1 + clip) * advantages).mean()
 
 

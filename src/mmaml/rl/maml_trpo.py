@@ -53,6 +53,21 @@ class TRPOStats:
     finite: bool = True
 
 
+def importance_ratios(model: PolicyMetaLearner, rollouts: Rollouts, create_graph: bool) -> tuple[Tensor, Tensor, Tensor]:
+    """``(ratio [T, N], advantages [T, N], pred [T, N, 2A])`` on the scored episodes.
+
+    ``pred`` is the adapted policies' output, redone from the current meta-parameters
+    (differentiably); ``ratio`` is ``pi'(a|s) / pi_old(a|s)`` of every scored step.
+    """
+    params, taus = adapted_parameters(model, rollouts, create_graph)
+    scored = rollouts.steps[-1]
+    obs, actions = scored.flat()
+    t = scored.num_tasks
+    pred = model.learner(params, obs, taus, model.modulation_kind)
+    ratio = torch.exp(log_prob(pred, actions) - scored.log_probs.reshape(t, -1))
+    return ratio, scored.advantages.reshape(t, -1), pred
+
+
 def surrogate(model: PolicyMetaLearner, rollouts: Rollouts, old_pred: Tensor | None,
               create_graph: bool) -> tuple[Tensor, Tensor, Tensor]:
     """``(loss, kl, pred)`` of the adapted policies on the scored episodes.
@@ -61,13 +76,8 @@ def surrogate(model: PolicyMetaLearner, rollouts: Rollouts, old_pred: Tensor | N
     against ``old_pred`` (against ``pred`` itself, detached, when None: zero in
     value, with the Fisher as Hessian).
     """
-    params, taus = adapted_parameters(model, rollouts, create_graph)
-    scored = rollouts.steps[-1]
-    obs, actions = scored.flat()
-    t = scored.num_tasks
-    pred = model.learner(params, obs, taus, model.modulation_kind)
-    ratio = torch.exp(log_prob(pred, actions) - scored.log_probs.reshape(t, -1))
-    loss = -(ratio * scored.advantages.reshape(t, -1)).mean()
+    ratio, advantages, pred = importance_ratios(model, rollouts, create_graph)
+    loss = -(ratio * advantages).mean()
     old = pred.detach() if old_pred is None else old_pred
     kl = kl_divergence(old, pred).mean()
     return loss, kl, pred
