@@ -215,6 +215,46 @@ def test_compare_refuses_runs_of_different_tasks(trained, tmp_path, capsys):
     assert "--steps" in fail(capsys, "compare", str(trained), str(other), "--steps", "-2")
 
 
+def test_compare_saved_pairs_the_saved_evaluations_as_a_fresh_compare_does(trained, tmp_path, capsys):
+    import shutil
+
+    film = shutil.copytree(trained, tmp_path / "film")
+    maml = tmp_path / "maml"
+    assert main(["train", "regression-2modes-maml", "--out", str(maml), "--iterations", "2",
+                 "--set", "hidden_sizes=[16,16]", "--set", "meta_batch_size=4", "--no-progress"]) == 0
+    for run_dir in (film, maml):
+        assert main(["eval", str(run_dir), "--tasks", "40"]) == 0
+    capsys.readouterr()
+    fresh, saved = tmp_path / "fresh.json", tmp_path / "saved.json"
+    assert main(["compare", str(film), str(maml), "--tasks", "40", "--output", str(fresh)]) == 0
+    assert main(["compare", str(film), str(maml), "--saved", "--output", str(saved)]) == 0
+    a, b = json.loads(fresh.read_text()), json.loads(saved.read_text())
+    assert b["num_tasks"] == 40 and b["seed"] == a["seed"]
+    for run_dir in (film, maml):  # the saved scores are the ones a new evaluation of the same tasks gives
+        for key in ("mean", "ci95"):
+            assert b["runs"][str(run_dir)]["post_adaptation"][key] == pytest.approx(
+                a["runs"][str(run_dir)]["post_adaptation"][key], rel=1e-6)
+    da, db = a["runs"][str(maml)]["difference"], b["runs"][str(maml)]["difference"]
+    assert db["mean"] == pytest.approx(da["mean"], rel=1e-6) and db["ci95"] == pytest.approx(da["ci95"], rel=1e-6)
+    assert set(db["per_mode"]) == {"sinusoid", "linear"}
+    capsys.readouterr()
+
+    out = tmp_path / "not-written.json"
+    assert "drop --tasks" in fail(capsys, "compare", str(film), str(maml), "--saved", "--tasks", "40")
+    assert main(["eval", str(maml), "--tasks", "20"]) == 0  # now evaluated on other tasks than film
+    capsys.readouterr()
+    assert "evaluated differently (test tasks: 20 vs 40)" in fail(
+        capsys, "compare", str(film), str(maml), "--saved", "--output", str(out))
+    assert main(["train", "regression-2modes-maml", "--out", str(maml), "--iterations", "3", "--resume",
+                 "--set", "hidden_sizes=[16,16]", "--set", "meta_batch_size=4", "--no-progress"]) == 0
+    capsys.readouterr()
+    assert "is of meta-iteration 2 but its checkpoint is at 3" in fail(
+        capsys, "compare", str(film), str(maml), "--saved", "--output", str(out))
+    (film / "eval_per_task.json").unlink()
+    assert "has no saved evaluation" in fail(capsys, "compare", str(film), str(maml), "--saved")
+    assert not out.exists()
+
+
 def test_demo_the_main_job_runs_and_reuses_finished_runs(tmp_path, capsys):
     """`make demo`'s command on a tiny budget: the three models train, are scored side by side, and a rerun
     reuses them."""

@@ -80,6 +80,15 @@ def test_rl_train_resume_eval_compare_plot(tmp_path, capsys):
     own = [cmp["runs"][str(r)]["returns_by_step"] for r in (maml, full)]
     for k in range(2):  # a paired difference of means is the difference of the means
         assert abs(diff[k]["mean"] - (own[1][k]["mean"] - own[0][k]["mean"])) < 1e-6
+    # --saved pairs the evaluations already made (of the same goals) and gives what a fresh compare gives
+    assert main(["eval", str(full), "--tasks", "4", "--steps", "1"]) == 0
+    assert main(["eval", str(maml), "--tasks", "4", "--steps", "1"]) == 0
+    assert main(["compare", str(maml), str(full), "--saved", "--output", str(tmp_path / "saved.json")]) == 0
+    saved = json.loads((tmp_path / "saved.json").read_text())
+    for k in range(2):
+        for key in ("mean", "ci95"):
+            assert abs(saved["runs"][str(full)]["difference_by_step"][k][key] - diff[k][key]) < 1e-6
+            assert abs(saved["runs"][str(maml)]["returns_by_step"][k][key] - own[0][k][key]) < 1e-6
 
     assert main(["plot", str(full), "--compare", str(maml), "--out", str(tmp_path / "fig")]) == 0
     names = sorted(p.name for p in (tmp_path / "fig").iterdir())

@@ -156,6 +156,10 @@ def cmd_compare(args) -> int:
     if len({Path(r).resolve() for r in args.runs}) < len(args.runs):
         raise ConfigError("a run folder is given twice; name each run once")
     _check_eval_flags(args.steps, args.output)
+    if args.saved and (args.tasks is not None or args.seed is not None or args.steps is not None
+                       or args.split != "test"):
+        raise ConfigError("--saved pairs the evaluations the runs already hold, with their tasks, seed and steps; "
+                          "drop --tasks, --seed, --steps and --split, or drop --saved to evaluate again")
     loaded = [load_run(run) for run in args.runs]
     reference_config = loaded[0][0]
     reference_tasks = task_signature(reference_config)
@@ -165,26 +169,37 @@ def cmd_compare(args) -> int:
             key = next(k for k in signature if signature[k] != reference_tasks.get(k))
             raise ConfigError(f"{run} and {args.runs[0]} draw different tasks ({key}: {signature[key]!r} vs "
                               f"{reference_tasks[key]!r}); compare runs of one task distribution")
+    saved = None
+    if args.saved:
+        from mmaml.training.saved_evaluation import check_same_tasks, load_saved_scores
+
+        saved = [load_saved_scores(run, state["iteration"]) for run, (_, _, state) in zip(args.runs, loaded)]
+        check_same_tasks(args.runs, saved)
     if reference_config.task == "rl":
         if args.split != "test":
             raise ConfigError(f"--split {args.split}: RL goals are drawn fresh and have no splits; drop --split")
         from mmaml.cli.rl_commands import rl_compare
 
-        rl_compare(args.runs, loaded, args.tasks, args.seed, args.steps, args.output)
+        rl_compare(args.runs, loaded, args.tasks, args.seed, args.steps, args.output, saved=saved)
         return 0
     images = isinstance(reference_config, ClassificationConfig)
     if args.split != "test" and not images:
         raise ConfigError(f"--split {args.split}: regression tasks are drawn fresh and have no class splits; "
                           "use --split only for image runs")
     metric = "accuracy" if images else "mse"
-    tasks = build_tasks(reference_config, split=args.split) if images else build_tasks(reference_config)
-    num_tasks = args.tasks or reference_config.eval_tasks
-    seed = reference_config.eval_seed if args.seed is None else args.seed
-    steps = reference_config.eval_inner_steps if args.steps is None else args.steps
-    scores = []
-    for _, model, _ in loaded:
-        _, adapted, mode = per_task_scores(model, tasks, num_tasks, seed, steps, metric)
-        scores.append(adapted)
+    if saved is not None:
+        scores, mode, mode_names = [s.scores[0] for s in saved], saved[0].mode, saved[0].modes
+        seed, steps = saved[0].seed, saved[0].inner_steps
+    else:
+        tasks = build_tasks(reference_config, split=args.split) if images else build_tasks(reference_config)
+        num_tasks = args.tasks or reference_config.eval_tasks
+        seed = reference_config.eval_seed if args.seed is None else args.seed
+        steps = reference_config.eval_inner_steps if args.steps is None else args.steps
+        scores = []
+        for _, model, _ in loaded:
+            _, adapted, mode = per_task_scores(model, tasks, num_tasks, seed, steps, metric)
+            scores.append(adapted)
+        mode_names = tasks.modes
     num_tasks = len(mode)  # rounded up to a multiple of the number of modes
     result = {"num_tasks": num_tasks, "seed": seed, "inner_steps": steps, "metric": metric, "split": args.split,
               "reference": str(args.runs[0]), "runs": {}}
@@ -196,7 +211,7 @@ def cmd_compare(args) -> int:
         entry = {"post_adaptation": own}
         line = f"{str(run)[-44:]:<44} {own['mean']:>8.4f} ± {own['ci95']:<6.4f}"
         if i > 0:
-            diff = paired_difference(scores[0], scores[i], mode, tasks.modes)
+            diff = paired_difference(scores[0], scores[i], mode, mode_names)
             entry["difference"] = diff
             line += f" {diff['mean']:>+10.4f} ± {diff['ci95']:<6.4f}  " + ", ".join(
                 f"{name} {v['mean']:+.4f} ± {v['ci95']:.4f}" for name, v in diff["per_mode"].items())

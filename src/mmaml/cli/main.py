@@ -88,6 +88,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=_int, metavar="S", help="evaluation seed (default: the reference's eval_seed)")
     p.add_argument("--split", choices=["test", "val", "train"], default="test",
                    help="image runs: the classes the tasks are drawn from (val to choose settings, test to report)")
+    p.add_argument("--saved", action="store_true",
+                   help="pair the runs' saved evaluations (from 'mmaml eval DIR', made on the same tasks) instead of "
+                        "evaluating again")
     p.add_argument("--output", type=Path, metavar="FILE", help="also write the result as JSON")
 
     p = sub.add_parser("plot", help="Figure 2 panels (fits before/after adaptation, t-SNE) or, for images, the t-SNE")

@@ -46,8 +46,12 @@ def rl_eval(run_dir: Path, config, model, state: dict, tasks: int | None, steps:
 
 
 def rl_compare(runs: Sequence[Path], loaded, num_tasks: int | None, seed: int | None, steps: int | None,
-               output: Path | None) -> dict[str, Any]:
-    """Score RL runs on the same test goals; paired differences (run - first run) at every gradient step."""
+               output: Path | None, saved=None) -> dict[str, Any]:
+    """Score RL runs on the same test goals; paired differences (run - first run) at every gradient step.
+
+    ``saved``: the runs' saved evaluations (:func:`mmaml.training.saved_evaluation.load_saved_scores`),
+    paired instead of evaluating again.
+    """
     from mmaml.rl.builder import build_env
     from mmaml.rl.envs.registry import make_goals
     from mmaml.rl.evaluation import per_task_returns
@@ -55,13 +59,17 @@ def rl_compare(runs: Sequence[Path], loaded, num_tasks: int | None, seed: int | 
 
     reference = loaded[0][0]
     distribution = make_goals(reference.env)
-    num_tasks = num_tasks or reference.eval_tasks
-    seed = reference.eval_seed if seed is None else seed
-    steps = reference.eval_inner_steps if steps is None else steps
-    scores = []
-    for config, model, _ in loaded:
-        returns, mode = per_task_returns(model, config, build_env(config), distribution, num_tasks, seed, steps)
-        scores.append(returns)
+    if saved is not None:
+        scores, mode = [s.scores for s in saved], saved[0].mode
+        seed, steps = saved[0].seed, saved[0].inner_steps
+    else:
+        num_tasks = num_tasks or reference.eval_tasks
+        seed = reference.eval_seed if seed is None else seed
+        steps = reference.eval_inner_steps if steps is None else steps
+        scores = []
+        for config, model, _ in loaded:
+            returns, mode = per_task_returns(model, config, build_env(config), distribution, num_tasks, seed, steps)
+            scores.append(returns)
     num_tasks = len(mode)  # rounded up to a multiple of the number of modes
     result: dict[str, Any] = {"num_tasks": num_tasks, "seed": seed, "inner_steps": steps, "metric": "return",
                               "reference": str(runs[0]), "runs": {}}
