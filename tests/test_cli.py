@@ -250,6 +250,8 @@ def test_compare_saved_pairs_the_saved_evaluations_as_a_fresh_compare_does(train
     capsys.readouterr()
     assert "is of meta-iteration 2 but its checkpoint is at 3" in fail(
         capsys, "compare", str(film), str(maml), "--saved", "--output", str(out))
+    (film / "eval_per_task.json").write_text('{"num_tasks": 40, "seed": 1')  # cut short
+    assert "saved evaluation is not readable" in fail(capsys, "compare", str(film), str(maml), "--saved")
     (film / "eval_per_task.json").unlink()
     assert "has no saved evaluation" in fail(capsys, "compare", str(film), str(maml), "--saved")
     assert not out.exists()
