@@ -70,10 +70,9 @@ def paired_by_step(reference: dict, other: dict, modes: Sequence[str]) -> list[d
     import torch
 
     from mmaml.training.evaluation import paired_difference
+    from mmaml.training.saved_evaluation import same_tasks
 
-    same = (reference["seed"], reference["num_tasks"], reference["mode"]) == (other["seed"], other["num_tasks"],
-                                                                            other["mode"])
-    if not same:
+    if not same_tasks(reference, other):
         return None
     steps = min(len(reference["returns_by_step"]), len(other["returns_by_step"]))
     mode = torch.tensor(reference["mode"])

@@ -95,6 +95,7 @@ def add_paired_differences(out: Path, records: list[dict]) -> None:
     import torch
 
     from mmaml.training.evaluation import paired_difference
+    from mmaml.training.saved_evaluation import same_tasks
 
     maml = {(r["modes"], r["setting"]): r for r in records if r["method"] == LABELS["maml"]}
     for r in records:
@@ -103,7 +104,7 @@ def add_paired_differences(out: Path, records: list[dict]) -> None:
         if reference is None or reference is r:
             continue
         a, b = _per_task(out, reference["preset"]), _per_task(out, r["preset"])
-        if a is None or b is None or (a["seed"], a["num_tasks"]) != (b["seed"], b["num_tasks"]) or a["mode"] != b["mode"]:
+        if a is None or b is None or not same_tasks(a, b):
             continue
         diff = paired_difference(torch.tensor(a["post_adaptation"]), torch.tensor(b["post_adaptation"]),
                                  torch.tensor(a["mode"]), list(r["per_mode_post_adaptation"]))

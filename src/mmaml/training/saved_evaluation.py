@@ -80,6 +80,11 @@ def load_saved_scores(run_dir: Path, iteration: int) -> SavedScores:
     return SavedScores(num_tasks, seed, steps, metric, modes, mode, scores)
 
 
+def same_tasks(a: dict, b: dict) -> bool:
+    """Whether two ``eval_per_task.json`` contents scored the same tasks: same seed, number of tasks and modes."""
+    return (a["seed"], a["num_tasks"], a["mode"]) == (b["seed"], b["num_tasks"], b["mode"])
+
+
 def check_same_tasks(run_dirs: Sequence[Path], saved: Sequence[SavedScores]) -> None:
     """Refuse to pair saved evaluations that were not made on the same tasks, naming the first difference."""
     reference = saved[0]
