@@ -52,6 +52,24 @@ def test_finished_rows_are_skipped(table_dir, capsys):
     assert [r["method"] for r in rows] == ["MAML", "Multi-MAML (GT)", "MuMoMAML FiLM"]
 
 
+def test_row_trained_with_another_config_is_refused_not_skipped(table_dir, capsys):
+    # the FiLM row was trained with the preset's inner learning rate; a command asking for another must not count it
+    run = table_dir / "regression-2modes-film"
+    ckpt, table = run / "checkpoint.pt", table_dir / "table1.csv"
+    before = (ckpt.stat().st_mtime_ns, table.read_bytes())
+    inner_lr = resolve("regression-2modes-film").inner_lr
+    assert main(["reproduce", "table1", "--out", str(table_dir), "--iterations", "3", "--rows", "maml,film",
+                 "--set", f"inner_lr={inner_lr * 2}", *ARGS]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "trained with another config" in err and "inner_lr" in err
+    assert f"{inner_lr!r} there, {inner_lr * 2!r} asked" in err
+    assert (ckpt.stat().st_mtime_ns, table.read_bytes()) == before  # nothing trained, evaluated or rewritten
+    # the setting it was trained with is accepted: the row is done
+    assert main(["reproduce", "table1", "--out", str(table_dir), "--iterations", "3", "--rows", "film",
+                 "--set", f"inner_lr={inner_lr}", *ARGS]) == 0
+    assert "done (3 iterations), skipped" in capsys.readouterr().out
+
+
 @pytest.mark.parametrize("missing", ["eval.json", "eval_per_task.json"])
 def test_evaluation_redone_when_missing(table_dir, capsys, missing):
     (table_dir / "regression-2modes-maml" / missing).unlink()

@@ -136,6 +136,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--jobs", type=_positive_int, default=1, metavar="J", help="rows trained at once")
     t.add_argument("--seeds", type=_list_of(int), metavar="S,...",
                    help="train each row once per seed, in <preset>-seed<S>; the table adds the spread over seeds")
+    _add_row_overrides(t, "device=cuda")
     t.add_argument("--no-progress", action="store_true")
     i = what.add_parser("images", help="train and evaluate the image-classification comparison and write its table")
     i.add_argument("--out", required=True, type=Path, metavar="DIR")
@@ -146,6 +147,7 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("--iterations", type=_positive_int, metavar="N", help="default: each preset's")
     i.add_argument("--eval-tasks", type=_positive_int, default=1000, metavar="N")
     i.add_argument("--jobs", type=_positive_int, default=1, metavar="J")
+    _add_row_overrides(i, "device=cuda")
     i.add_argument("--no-progress", action="store_true")
     r = what.add_parser("figure3", help="train and evaluate the meta-RL rows of Figure 3 (resumable), write the "
                         "table and figures")
@@ -157,14 +159,18 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--eval-tasks", type=_positive_int, default=400, metavar="N",
                    help="test goals per row, the same for both methods (default 400)")
     r.add_argument("--jobs", type=_positive_int, default=1, metavar="J", help="rows trained at once")
-    r.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="config override for every row (repeatable; give the same ones to resume), "
-                        "e.g. sim_threads=2")
+    _add_row_overrides(r, "sim_threads=2")
     r.add_argument("--no-progress", action="store_true")
     f = what.add_parser("figure2", help="Figure 2 panels from the trained rows in DIR")
     f.add_argument("--out", required=True, type=Path, metavar="DIR", help="the folder of 'reproduce table1'")
     f.add_argument("--figures", type=Path, metavar="FIGDIR", help="where the PNGs go (default: DIR/figures)")
     return parser
+
+
+def _add_row_overrides(parser, example: str) -> None:
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="config override for every row (repeatable; give the same ones to resume; a folder's "
+                             f"rows trained with other values are refused), e.g. {example}")
 
 
 def _predict(args) -> int:

@@ -24,12 +24,14 @@ def _run_and_tabulate(args, rows, all_rows, write_table, table: str, data: str) 
     The table holds every row of ``all_rows`` evaluated in ``args.out``, so rows
     run by separate commands (or on separate days) end up in one table.
     """
-    from mmaml.reproduction.runner import run_rows
+    from mmaml.reproduction.runner import check_rows_config, run_rows
 
+    overrides = getattr(args, "set", None) or ()
+    check_rows_config(args.out, rows, args.eval_tasks, overrides)  # refused before the table is touched
     started = time.time()
     try:
         run_rows(args.out, rows, args.iterations, args.eval_tasks, jobs=args.jobs, progress=not args.no_progress,
-                 overrides=getattr(args, "set", None) or ())
+                 overrides=overrides)
     finally:
         if args.out.exists():
             records = write_table(args.out, all_rows)

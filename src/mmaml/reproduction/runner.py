@@ -11,6 +11,11 @@ its state:
   :mod:`mmaml.training.run_lock`): left to that process;
 - otherwise trained from scratch.
 
+A row whose checkpoint was trained with another config than the command asks
+for (its preset and ``--set`` values; e.g. the TRPO row in a folder now asked
+for ``outer_optimizer=ppo``) is refused before anything runs, never skipped as
+done or mixed into the table.
+
 Each row trains in its own ``mmaml train`` process.
 """
 
@@ -27,8 +32,9 @@ from typing import Callable, Protocol, Sequence
 
 from mmaml.errors import ConfigError
 from mmaml.training.checkpoint import load_checkpoint
+from mmaml.training.config import RunConfig, apply_overrides, config_differences, parse_assignment
 from mmaml.training.presets import resolve
-from mmaml.training.run_dir import checkpoint_path
+from mmaml.training.run_dir import checkpoint_path, config_from_state
 from mmaml.training.run_lock import lock_holder
 
 
@@ -56,15 +62,18 @@ def row_overrides(row: PresetRow) -> tuple[str, ...]:
 class RowStatus:
     iteration: int  # checkpoint iteration, 0 when untrained
     evaluated: bool  # eval.json matches the checkpoint and the requested number of tasks
+    config: RunConfig | None = None  # the checkpoint's config, None when untrained
 
 
 def row_status(run_dir: Path, eval_tasks: int) -> RowStatus:
-    """How far the row in ``run_dir`` is: its checkpoint's iteration, and whether
+    """How far the row in ``run_dir`` is: its checkpoint's iteration and config, and whether
     its evaluation (at least ``eval_tasks`` tasks, with per-task scores) is of that checkpoint."""
     ckpt = checkpoint_path(run_dir)
     if not ckpt.exists():
         return RowStatus(0, False)
-    iteration = int(load_checkpoint(ckpt)["iteration"])
+    state = load_checkpoint(ckpt)
+    iteration = int(state["iteration"])
+    config = config_from_state(state, ckpt)
     evaluated = False
     eval_path = run_dir / "eval.json"
     if eval_path.exists():
@@ -74,7 +83,28 @@ def row_status(run_dir: Path, eval_tasks: int) -> RowStatus:
                          and (run_dir / "eval_per_task.json").exists())
         except (json.JSONDecodeError, AttributeError):
             evaluated = False
-    return RowStatus(iteration, evaluated)
+    return RowStatus(iteration, evaluated, config)
+
+
+def row_config(row: PresetRow, overrides: Sequence[str] = ()) -> RunConfig:
+    """The config ``mmaml train`` builds for ``row`` with the command's ``overrides`` and the row's own."""
+    values = dict(parse_assignment(a) for a in (*overrides, *row_overrides(row)))
+    return apply_overrides(resolve(row.preset), values)
+
+
+def check_row_config(row: PresetRow, run_dir: Path, status: RowStatus, overrides: Sequence[str] = ()) -> None:
+    """Refuse (``ConfigError``) overrides that make no valid config of ``row``, and a trained
+    row whose checkpoint's config is not the one asked for."""
+    wanted_config = row_config(row, overrides).validate()
+    if status.config is None:
+        return
+    differs = config_differences(status.config, wanted_config)
+    wanted, saved = wanted_config.to_dict(), status.config.to_dict()
+    if differs:
+        shown = "; ".join(f"{k}: {saved.get(k)!r} there, {wanted.get(k)!r} asked" for k in differs[:4])
+        more = f" and {len(differs) - 4} more" if len(differs) > 4 else ""
+        raise ConfigError(f"{run_dir} was trained with another config ({shown}{more}); give the --set it was "
+                          f"trained with, or another --out for the new setting")
 
 
 def _train_command(row, run_dir: Path, iterations: int, resume: bool, progress: bool,
@@ -107,6 +137,19 @@ def _taken_elsewhere(row: PresetRow, run_dir: Path, say: Callable[[str], None]) 
     return True
 
 
+def check_rows_config(out: Path, rows: Sequence[PresetRow], eval_tasks: int,
+                      overrides: Sequence[str] = ()) -> dict[str, RowStatus]:
+    """Every row's status in ``out``, after checking its config (see :func:`check_row_config`);
+    rows being trained by another process count as untrained here."""
+    statuses = {}
+    for row in rows:
+        run_dir = Path(out) / run_name(row)
+        status = row_status(run_dir, eval_tasks) if lock_holder(run_dir) is None else RowStatus(0, False)
+        check_row_config(row, run_dir, status, overrides)
+        statuses[run_name(row)] = status
+    return statuses
+
+
 def run_rows(
     out: Path,
     rows: Sequence[PresetRow],
@@ -129,13 +172,14 @@ def run_rows(
     """
     from mmaml.cli.commands import run_eval
 
+    statuses = check_rows_config(out, rows, eval_tasks, overrides)
     out.mkdir(parents=True, exist_ok=True)
     todo = []
     for row in rows:
         run_dir = out / run_name(row)
         if _taken_elsewhere(row, run_dir, say):
             continue
-        status = row_status(run_dir, eval_tasks)
+        status = statuses[run_name(row)]
         target = iterations or resolve(row.preset).iterations
         if status.iteration >= target:
             if not status.evaluated:

@@ -309,6 +309,13 @@ def _coerce_scalar(key: str, value: Any, kind: type) -> Any:
     return value
 
 
+def config_differences(config: RunConfig, other: RunConfig) -> list[str]:
+    """The keys, other than :data:`RESUMABLE_KEYS`, whose values differ between two configs (sorted)."""
+    mine, theirs = config.to_dict(), other.to_dict()
+    return sorted(k for k in mine.keys() | theirs.keys()
+                  if k not in RESUMABLE_KEYS and mine.get(k) != theirs.get(k))
+
+
 def apply_overrides(config: RunConfig, values: Mapping[str, Any]) -> RunConfig:
     """A copy of ``config`` with ``values`` set, each checked against its field's type."""
     kind = type(config)

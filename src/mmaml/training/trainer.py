@@ -16,7 +16,7 @@ from tqdm.auto import tqdm
 from mmaml.errors import CheckpointError, ConfigError, TrainingDiverged
 from mmaml.training.builder import resolve_device
 from mmaml.training.checkpoint import atomic_write_text, load_checkpoint, save_checkpoint
-from mmaml.training.config import RESUMABLE_KEYS, RunConfig
+from mmaml.training.config import RESUMABLE_KEYS, RunConfig, config_differences
 from mmaml.training.distributed import SINGLE, Distributed
 from mmaml.training.metrics_log import MetricsLog
 from mmaml.training.run_dir import CONFIG_NAME, checkpoint_path, config_from_state, config_to_yaml, seed_everything
@@ -126,8 +126,7 @@ class Trainer:
                 raise CheckpointError(f"nothing to resume: no checkpoint in {self.run_dir}; drop --resume to start a new run")
             state = load_checkpoint(ckpt)
             saved = config_from_state(state, ckpt)
-            differs = [k for k, v in config.to_dict().items()
-                       if k not in RESUMABLE_KEYS and saved.to_dict()[k] != v]
+            differs = config_differences(config, saved)
             if differs:
                 raise ConfigError(
                     f"cannot resume {self.run_dir} with a different config ({', '.join(differs)}); "
