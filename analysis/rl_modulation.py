@@ -12,6 +12,12 @@
    encoder has nothing mode-specific to learn from. The mode-specific norm is
    corrected for the noise it picks up from the finite number of tasks. Also: how
    far the modulation itself differs between modes, against its spread within one.
+3. How readable the mode is in what the encoder reads (the unmodulated policy's
+   ``encoder_episodes`` episodes of each test goal): a linear probe on simple statistics of
+   those episodes, each episode's mean reward and the least-squares slope of its reward
+   against each observation coordinate, averaged over the task's episodes. If this probe
+   identifies the mode and the embedding does not, the information was there and the
+   encoder has not learned to extract it.
 
     python analysis/rl_modulation.py RUN_DIR [RUN_DIR ...] [--tasks 200] [--goals 400] [--seed 0]
 """
@@ -94,6 +100,40 @@ def identification(run_dir: str, num_goals: int) -> dict[str, float]:
             "silhouette": r["silhouette"], "goals scored": r["num_scored"]}
 
 
+def episode_statistics(observations: torch.Tensor, rewards: torch.Tensor) -> torch.Tensor:
+    """``observations [T, E, H, O]``, ``rewards [T, E, H]`` -> ``[T, 1 + O]``: each episode's mean reward
+    and the least-squares slope of its rewards on each observation coordinate (0 where the coordinate
+    does not vary within the episode), averaged over each task's E episodes."""
+    obs, r = observations.double(), rewards.double()
+    dobs = obs - obs.mean(2, keepdim=True)  # [T, E, H, O]
+    dr = (r - r.mean(2, keepdim=True)).unsqueeze(-1)  # [T, E, H, 1]
+    var = dobs.pow(2).sum(2)  # [T, E, O]
+    cov = (dobs * dr).sum(2)
+    slope = torch.where(var > 1e-12, cov / var.clamp_min(1e-12), torch.zeros_like(cov))
+    return torch.cat([r.mean(2, keepdim=True), slope], dim=-1).mean(1)
+
+
+def readability(run_dir: str, num_goals: int) -> dict[str, float]:
+    import mmaml
+    from mmaml.rl.builder import build_env
+    from mmaml.rl.evaluation import sample_test_goals
+    from mmaml.rl.envs.registry import make_goals
+    from mmaml.rl.sampler import sample_episodes
+    from mmaml.training.mode_identification import mode_identification
+
+    model = mmaml.load(run_dir, device="cpu")
+    config = model.config
+    distribution = make_goals(config.env)
+    goals, mode, generator = sample_test_goals(distribution, num_goals, config.eval_seed)
+    theta = {k: v.detach() for k, v in model.learner.meta_parameters().items()}
+    with torch.no_grad():
+        episodes = sample_episodes(build_env(config), model.policy(theta, None), goals, config.encoder_episodes,
+                                   generator, config.discount, config.gae_lambda)
+    stats = episode_statistics(episodes.observations, episodes.rewards)
+    r = mode_identification(stats, mode, list(distribution.modes))
+    return {"mode from the encoder's input, linear probe on episode statistics": r["linear_accuracy"]}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("runs", nargs="+")
@@ -104,7 +144,8 @@ def main() -> None:
     torch.manual_seed(args.seed)
     for run in args.runs:
         print(run)
-        for key, value in {**identification(run, args.goals), **probe(run, args.tasks, args.seed)}.items():
+        found = {**identification(run, args.goals), **readability(run, args.goals), **probe(run, args.tasks, args.seed)}
+        for key, value in found.items():
             print(f"  {key:<62} {value: .4f}")
 
 

@@ -135,6 +135,8 @@ def test_rl_modulation_analysis_runs_on_a_tiny_run(tmp_path):
     spec.loader.exec_module(module)
     ident = module.identification(str(run), 8)
     assert 0 <= ident["k-NN accuracy"] <= 1 and 0 <= ident["linear-probe accuracy"] <= 1 and ident["chance"] == 0.5
+    readable = module.readability(str(run), 8)
+    assert 0 <= readable["mode from the encoder's input, linear probe on episode statistics"] <= 1
     probe = module.probe(str(run), 8, 0)
     assert -1 <= probe["gradient cosine between the two modes' means"] <= 1
     assert all(v >= 0 for k, v in probe.items() if "cosine" not in k)
@@ -142,3 +144,24 @@ def test_rl_modulation_analysis_runs_on_a_tiny_run(tmp_path):
         maml = tmp_path / "maml"
         assert main(["train", "rl-navigation-maml", "--out", str(maml), "--iterations", "1", *TINY]) == 0
         module.probe(str(maml), 8, 0)
+
+
+def test_episode_statistics_against_hand_least_squares():
+    """The readability probe's features: mean reward and per-coordinate slopes, by hand on small episodes."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "analysis" / "rl_modulation.py"
+    spec = importlib.util.spec_from_file_location("rl_modulation", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    # task 0: r = 2 x + 1 in both episodes; task 1: r = -x - 3 and r = -3 x; coordinate 1 is constant
+    x = torch.tensor([[[0.0, 1.0, 2.0, 3.0], [1.0, 2.0, 4.0, 5.0]], [[0.0, 1.0, 2.0, 3.0], [0.0, 2.0, 1.0, 1.0]]])
+    obs = torch.stack([x, torch.full_like(x, 7.0)], dim=-1)  # [2, 2, 4, 2]
+    r = torch.stack([2 * x[0] + 1, torch.stack([-x[1, 0] - 3, -3 * x[1, 1]])])
+    stats = module.episode_statistics(obs, r)
+    assert stats.shape == (2, 3)
+    mean_r = [((2 * x[0, 0] + 1).mean() + (2 * x[0, 1] + 1).mean()) / 2, ((-x[1, 0] - 3).mean() + (-3 * x[1, 1]).mean()) / 2]
+    assert torch.allclose(stats[:, 0], torch.tensor(mean_r, dtype=torch.float64))
+    assert torch.allclose(stats[:, 1], torch.tensor([2.0, -2.0], dtype=torch.float64))  # (2 + 2) / 2, (-1 - 3) / 2
+    assert torch.equal(stats[:, 2], torch.zeros(2, dtype=torch.float64))
