@@ -14,7 +14,7 @@ import torch
 import mmaml.rl.envs  # noqa: F401  (registers the ids)
 from mmaml.cli.main import main
 from mmaml.rl.envs.goals import cheetah_location_goals, cheetah_speed_goals
-from mmaml.rl.envs.half_cheetah import BatchedHalfCheetah, cheetah_model
+from mmaml.rl.envs.half_cheetah import BatchedHalfCheetah, HalfCheetahTaskEnv, cheetah_model
 from mmaml.rl.envs.mujoco_batch import BatchedMujoco
 from mmaml.rl.envs.registry import reference_returns
 from mmaml.training.checkpoint import load_checkpoint
@@ -161,9 +161,33 @@ def test_task_distributions_balanced_seeded_and_in_range():
             assert all(distribution.mode_of([float(v)]) == m for v in values)
 
 
+def test_unimodal_location_anchor_is_the_ahead_mode_alone():
+    """``cheetah-location-ahead``: every goal from the bimodal task's "ahead" Gaussian, one mode, bad subsets refused."""
+    import gymnasium
+
+    from mmaml.rl.envs.registry import make_goals, register_envs
+
+    ahead = make_goals("cheetah-location-ahead")
+    assert ahead.modes == ("ahead",)
+    goals, mode = ahead.sample(400, torch.Generator().manual_seed(3))
+    assert mode.eq(0).all() and ((goals > 1.0) & (goals < 5.0)).all()  # 4 spreads about 3
+    assert goals.mean().item() == pytest.approx(3.0, abs=3 * 0.5 / 20)  # N(3, 0.5^2): mean within 3 standard errors
+    assert goals.std().item() == pytest.approx(0.5, rel=0.15)
+    register_envs()
+    env = gymnasium.make("mmaml/HalfCheetahLocationAhead-v0").unwrapped
+    assert env.observation_space.shape == (18,)  # x observed, as in the bimodal task
+    _, info = env.reset(seed=4)
+    assert env.mode == 0 and 1.5 < info["goal"] < 4.5
+    with pytest.raises(ValueError, match="behind"):
+        cheetah_location_goals(("left",))
+    with pytest.raises(ValueError, match="both its modes"):
+        HalfCheetahTaskEnv("speed", modes=("ahead",))
+
+
 def test_zero_action_reference_is_minus_horizon_times_mean_absolute_target():
     """Standing still earns -|v*| (speed) or about -|x*| (location) per step: -100 E|target|."""
-    for name, distribution in (("cheetah-speed", cheetah_speed_goals()), ("cheetah-location", cheetah_location_goals())):
+    for name, distribution in (("cheetah-speed", cheetah_speed_goals()), ("cheetah-location", cheetah_location_goals()),
+                               ("cheetah-location-ahead", cheetah_location_goals(("ahead",)))):
         refs = reference_returns(name, 200, seed=9)
         goals, _ = distribution.sample(200, torch.Generator().manual_seed(9))
         expected = -100 * goals.abs().mean().item()

@@ -131,6 +131,7 @@ def test_registered_ids_and_names():
         "pointmass-6modes",
         "cheetah-speed",
         "cheetah-location",
+        "cheetah-location-ahead",
     }
     assert set(GYM_IDS) <= set(gymnasium.registry)
     assert gymnasium.make("mmaml/PointMass6Modes-v0").unwrapped.goal_distribution.num_modes == 6

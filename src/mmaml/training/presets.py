@@ -96,6 +96,9 @@ RL_ENVS = {
     **{f"cheetah-{task}": {"env": f"cheetah-{task}", "iterations": 500, "checkpoint_every": 5,
                            "fisher_subsample": 0.25}
        for task in ("speed", "location")},
+    # the target location with its "ahead" mode only: can the task be learnt when there is no mode to identify?
+    "cheetah-location-ahead": {"env": "cheetah-location-ahead", "iterations": 500, "checkpoint_every": 5,
+                               "fisher_subsample": 0.25},
 }
 
 
@@ -103,8 +106,8 @@ def _rl() -> dict[str, dict[str, Any]]:
     presets = {}
     for name, values in RL_ENVS.items():
         for method in ("maml", "mumomaml"):
-            if name == "navigation-unimodal" and method == "mumomaml":
-                continue  # the unimodal sanity anchor has published MAML numbers only
+            if name in ("navigation-unimodal", "cheetah-location-ahead") and method == "mumomaml":
+                continue  # the unimodal sanity anchors: one mode, nothing to modulate by
             presets[f"rl-{name}-{method}"] = {"task": "rl", "method": method, **values}
     return presets
 

@@ -223,6 +223,18 @@ def cheetah_speed_goals() -> GaussianMixtureGoals:
     return GaussianMixtureGoals(CHEETAH_SPEED_CENTRES, CHEETAH_SPEED_STD, ("backward", "forward"))
 
 
-def cheetah_location_goals() -> GaussianMixtureGoals:
-    """Half-cheetah target x-location: ``N(-3, 0.5^2)`` "behind" or ``N(3, 0.5^2)`` "ahead" (m)."""
-    return GaussianMixtureGoals(CHEETAH_LOCATION_CENTRES, CHEETAH_LOCATION_STD, ("behind", "ahead"))
+CHEETAH_LOCATION_MODES = ("behind", "ahead")
+
+
+def cheetah_location_goals(modes: Sequence[str] | None = None) -> GaussianMixtureGoals:
+    """Half-cheetah target x-location: ``N(-3, 0.5^2)`` "behind" or ``N(3, 0.5^2)`` "ahead" (m).
+
+    ``modes`` keeps some of them, e.g. ``("ahead",)``: the unimodal sanity anchor, a
+    location task with nothing to identify.
+    """
+    keep = CHEETAH_LOCATION_MODES if modes is None else tuple(modes)
+    unknown = [m for m in keep if m not in CHEETAH_LOCATION_MODES]
+    if unknown or not keep:
+        raise ValueError(f"target-location modes are {CHEETAH_LOCATION_MODES}, got {keep}")
+    index = [CHEETAH_LOCATION_MODES.index(m) for m in keep]
+    return GaussianMixtureGoals([CHEETAH_LOCATION_CENTRES[i] for i in index], CHEETAH_LOCATION_STD, keep)

@@ -20,7 +20,9 @@ task distribution are ours; the authors' environments were never published.
   5 s of an episode needs 0.6 m/s on average, well within the cheetah's reach,
   leaving time to stop there; standing still scores about ``-300``. Observation:
   18 numbers (``qpos`` including x, then ``qvel``), since the policy must know where
-  it is.
+  it is. ``modes=("ahead",)`` keeps one mode: a unimodal sanity anchor (registered
+  as ``cheetah-location-ahead``) that tells whether the task can be learnt at all
+  when there is no mode to identify.
 
 Both: horizon 100 (ProMP's; the MAML paper used 200, at twice the cost); the raw
 action is clipped to the actuators' range ``[-1, 1]`` (MuJoCo would clamp it
@@ -62,11 +64,15 @@ def cheetah_model() -> mujoco.MjModel:
     return mujoco.MjModel.from_xml_path(path)
 
 
-def cheetah_goals(task: str) -> GoalDistribution:
-    """The two-mode distribution of target speeds or target locations."""
+def cheetah_goals(task: str, modes: tuple[str, ...] | None = None) -> GoalDistribution:
+    """The two-mode distribution of target speeds or target locations (``modes``: a subset of the latter's)."""
     if task not in TASKS:
         raise ValueError(f"unknown half-cheetah task {task!r}; choose one of {', '.join(TASKS)}")
-    return cheetah_speed_goals() if task == "speed" else cheetah_location_goals()
+    if task == "speed":
+        if modes is not None:
+            raise ValueError("the target-speed task keeps both its modes")
+        return cheetah_speed_goals()
+    return cheetah_location_goals(modes)
 
 
 def task_reward(task: str, x_before, x_after, actions, goal, dt: float):
@@ -162,9 +168,9 @@ class HalfCheetahTaskEnv(HalfCheetahEnv):
 
     horizon = HORIZON
 
-    def __init__(self, task: str = "speed", **kwargs: Any) -> None:
+    def __init__(self, task: str = "speed", modes: tuple[str, ...] | None = None, **kwargs: Any) -> None:
         self.task = task
-        self.goal_distribution = cheetah_goals(task)
+        self.goal_distribution = cheetah_goals(task, modes)
         super().__init__(frame_skip=FRAME_SKIP, ctrl_cost_weight=CTRL_COST, reset_noise_scale=RESET_NOISE,
                          exclude_current_positions_from_observation=(task == "speed"), **kwargs)
         self.goal: float | None = None

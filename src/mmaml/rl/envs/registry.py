@@ -10,6 +10,8 @@ name                     gymnasium id                      goals
 ``pointmass-6modes``     ``mmaml/PointMass6Modes-v0``      hexagon of radius 5
 ``cheetah-speed``        ``mmaml/HalfCheetahSpeed-v0``     -1 or 2 m/s
 ``cheetah-location``     ``mmaml/HalfCheetahLocation-v0``  x = -3 or 3 m
+``cheetah-location-``    ``mmaml/HalfCheetahLocation``     x = 3 m only (a
+``ahead``                ``Ahead-v0``                      unimodal anchor)
 =======================  ================================  =========================
 
 The half-cheetah modules (MuJoCo) are imported only when a half-cheetah env is made.
@@ -84,6 +86,9 @@ ENVIRONMENTS: dict[str, EnvSpec] = {
                 lambda threads=1: _batched_cheetah("speed", threads), mujoco=True),
         EnvSpec("cheetah-location", "mmaml/HalfCheetahLocation-v0", cheetah_location_goals,
                 lambda threads=1: _batched_cheetah("location", threads), mujoco=True),
+        EnvSpec("cheetah-location-ahead", "mmaml/HalfCheetahLocationAhead-v0",
+                lambda: cheetah_location_goals(("ahead",)),
+                lambda threads=1: _batched_cheetah("location", threads), mujoco=True),
     )
 }
 
@@ -95,6 +100,8 @@ _ENTRY_POINTS: dict[str, tuple[str, dict, int]] = {
     "pointmass-6modes": ("mmaml.rl.envs.point_mass:PointMassEnv", {"modes": 6}, POINT_MASS_HORIZON),
     "cheetah-speed": ("mmaml.rl.envs.half_cheetah:HalfCheetahTaskEnv", {"task": "speed"}, CHEETAH_HORIZON),
     "cheetah-location": ("mmaml.rl.envs.half_cheetah:HalfCheetahTaskEnv", {"task": "location"}, CHEETAH_HORIZON),
+    "cheetah-location-ahead": ("mmaml.rl.envs.half_cheetah:HalfCheetahTaskEnv",
+                               {"task": "location", "modes": ("ahead",)}, CHEETAH_HORIZON),
 }
 
 
