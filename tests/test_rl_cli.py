@@ -165,3 +165,11 @@ def test_episode_statistics_against_hand_least_squares():
     assert torch.allclose(stats[:, 0], torch.tensor(mean_r, dtype=torch.float64))
     assert torch.allclose(stats[:, 1], torch.tensor([2.0, -2.0], dtype=torch.float64))  # (2 + 2) / 2, (-1 - 3) / 2
     assert torch.equal(stats[:, 2], torch.zeros(2, dtype=torch.float64))
+
+
+def test_trajectory_panels_name_maml_step_zero_the_initial_policy():
+    from mmaml.plotting.figure3 import step_title
+
+    assert step_title(0, modulated=True) == "after modulation"
+    assert step_title(0, modulated=False) == "initial policy"  # a MAML run has no modulation to show
+    assert [step_title(k, False) for k in (1, 2)] == ["after 1 step", "after 2 steps"]

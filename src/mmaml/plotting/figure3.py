@@ -66,6 +66,13 @@ def plot_adaptation_panels(panels: Mapping[str, Mapping[str, dict[str, Any]]], p
     return path
 
 
+def step_title(step: int, modulated: bool) -> str:
+    """A panel's title: step 0 is the modulated policy (MuMoMAML) or the initial one (MAML)."""
+    if step == 0:
+        return "after modulation" if modulated else "initial policy"
+    return f"after {step} step{'s' if step > 1 else ''}"
+
+
 def plot_trajectories(rollouts: Rollouts, distribution: GoalDistribution, path: Path, title: str,
                       episodes: int = 3) -> Path:
     """Figure 3d: each task's trajectories after modulation and after each gradient step, over the goal density.
@@ -88,7 +95,7 @@ def plot_trajectories(rollouts: Rollouts, distribution: GoalDistribution, path: 
                 xy = positions[k][t, e].numpy()
                 ax.plot(xy[:, 0], xy[:, 1], color=colors[t], lw=1, alpha=0.9)
             ax.plot(float(goals[t, 0]), float(goals[t, 1]), marker="*", ms=12, color=colors[t], mec="k")
-        ax.set_title("after modulation" if k == 0 else f"after {k} step{'s' if k > 1 else ''}", fontsize=9)
+        ax.set_title(step_title(k, rollouts.taus is not None), fontsize=9)
         ax.set_xlim(low[0], high[0])
         ax.set_ylim(low[1], high[1])
         ax.set_aspect("equal")
@@ -121,7 +128,7 @@ def plot_progress(rollouts: Rollouts, quantity: str, dt: float, path: Path, titl
             for e in range(values.shape[1]):
                 ax.plot(time, values[t, e].numpy(), color=colors[t], lw=0.9, alpha=0.8)
             ax.axhline(float(goals[t]), color=colors[t], ls="--", lw=1)
-        ax.set_title("after modulation" if k == 0 else f"after {k} step{'s' if k > 1 else ''}", fontsize=9)
+        ax.set_title(step_title(k, rollouts.taus is not None), fontsize=9)
         ax.set_xlabel("time (s)")
         ax.grid(alpha=0.3)
     axes[0][0].set_ylabel("x-position (m)" if quantity == "position" else "forward velocity (m/s)")
