@@ -116,19 +116,15 @@ def episode_statistics(observations: torch.Tensor, rewards: torch.Tensor) -> tor
 def readability(run_dir: str, num_goals: int) -> dict[str, float]:
     import mmaml
     from mmaml.rl.builder import build_env
-    from mmaml.rl.evaluation import sample_test_goals
+    from mmaml.rl.evaluation import encoder_inputs, sample_test_goals
     from mmaml.rl.envs.registry import make_goals
-    from mmaml.rl.sampler import sample_episodes
     from mmaml.training.mode_identification import mode_identification
 
     model = mmaml.load(run_dir, device="cpu")
     config = model.config
     distribution = make_goals(config.env)
     goals, mode, generator = sample_test_goals(distribution, num_goals, config.eval_seed)
-    theta = {k: v.detach() for k, v in model.learner.meta_parameters().items()}
-    with torch.no_grad():
-        episodes = sample_episodes(build_env(config), model.policy(theta, None), goals, config.encoder_episodes,
-                                   generator, config.discount, config.gae_lambda)
+    episodes = encoder_inputs(model, config, build_env(config), goals, generator)
     stats = episode_statistics(episodes.observations, episodes.rewards)
     r = mode_identification(stats, mode, list(distribution.modes))
     return {"mode from the encoder's input, linear probe on episode statistics": r["linear_accuracy"]}

@@ -27,11 +27,11 @@ def _run_and_tabulate(args, rows, all_rows, write_table, table: str, data: str) 
     from mmaml.reproduction.runner import check_rows_config, run_rows
 
     overrides = getattr(args, "set", None) or ()
-    check_rows_config(args.out, rows, args.eval_tasks, overrides)  # refused before the table is touched
+    statuses = check_rows_config(args.out, rows, args.eval_tasks, overrides)  # refused before the table is touched
     started = time.time()
     try:
         run_rows(args.out, rows, args.iterations, args.eval_tasks, jobs=args.jobs, progress=not args.no_progress,
-                 overrides=overrides)
+                 overrides=overrides, statuses=statuses)
     finally:
         if args.out.exists():
             records = write_table(args.out, all_rows)
@@ -54,7 +54,7 @@ def reproduce_figure3(args) -> int:
 
     rows = select_rl_rows(args.envs, args.methods)
     everything = select_rl_rows(None, None)
-    check_rows(everything, args.set)  # a bad --set is one line here, not an error in every row's process
+    check_rows(everything)
     code = _run_and_tabulate(args, rows, everything, write_table, "figure3.md", "figure3.csv")
     for path in write_figures(args.out, everything):
         print(f"wrote {path}")

@@ -183,14 +183,11 @@ def write_figures(out: Path, rows: Sequence[RLRow]) -> list[Path]:
     return paths
 
 
-def check_rows(rows: Sequence[RLRow], overrides: Sequence[str] = ()) -> None:
-    """Refuse missing presets and overrides that do not make a valid config of every row (``ConfigError``)."""
-    from mmaml.training.config import apply_overrides, parse_assignment
-    from mmaml.training.presets import PRESETS, resolve
+def check_rows(rows: Sequence[RLRow]) -> None:
+    """Refuse rows without a preset (``ConfigError``); their ``--set`` values are checked with their
+    folders' configs by :func:`mmaml.reproduction.runner.check_rows_config`."""
+    from mmaml.training.presets import PRESETS
 
     missing = [r.preset for r in rows if r.preset not in PRESETS]
     if missing:
         raise ConfigError(f"no preset {', '.join(missing)}")
-    values = dict(parse_assignment(a) for a in overrides)
-    for row in rows:
-        apply_overrides(resolve(row.preset), values).validate()

@@ -99,8 +99,8 @@ def check_row_config(row: PresetRow, run_dir: Path, status: RowStatus, overrides
     if status.config is None:
         return
     differs = config_differences(status.config, wanted_config)
-    wanted, saved = wanted_config.to_dict(), status.config.to_dict()
     if differs:
+        wanted, saved = wanted_config.to_dict(), status.config.to_dict()
         shown = "; ".join(f"{k}: {saved.get(k)!r} there, {wanted.get(k)!r} asked" for k in differs[:4])
         more = f" and {len(differs) - 4} more" if len(differs) > 4 else ""
         raise ConfigError(f"{run_dir} was trained with another config ({shown}{more}); give the --set it was "
@@ -159,12 +159,14 @@ def run_rows(
     progress: bool = True,
     say: Callable[[str], None] = print,
     overrides: Sequence[str] = (),
+    statuses: dict[str, RowStatus] | None = None,
 ) -> None:
     """Train (or resume) and evaluate ``rows`` in ``out``; up to ``jobs`` rows at once.
 
     ``rows`` are anything with a ``preset`` name; ``iterations`` None trains each
     to its preset's own number of iterations; ``overrides`` (``"key=value"``) go to
-    every row's ``mmaml train --set`` (the same ones are needed to resume a row).
+    every row's ``mmaml train --set`` (the same ones are needed to resume a row);
+    ``statuses``: what :func:`check_rows_config` returned for them, if the caller has it.
 
     Each row trains in its own process (``mmaml train``), with the machine's
     threads shared among the concurrent rows (see :func:`threads_per_row`) and
@@ -172,7 +174,8 @@ def run_rows(
     """
     from mmaml.cli.commands import run_eval
 
-    statuses = check_rows_config(out, rows, eval_tasks, overrides)
+    if statuses is None:
+        statuses = check_rows_config(out, rows, eval_tasks, overrides)
     out.mkdir(parents=True, exist_ok=True)
     todo = []
     for row in rows:

@@ -26,6 +26,7 @@ from torch import Tensor
 
 from mmaml.rl.config import RLConfig
 from mmaml.rl.envs.base import BatchedEnv
+from mmaml.rl.episodes import Episodes
 from mmaml.rl.envs.goals import GoalDistribution
 from mmaml.rl.metalearner import PolicyMetaLearner, Rollouts, rollout_adaptation
 from mmaml.rl.task_generators import TaskGenerators
@@ -41,19 +42,27 @@ def adaptation_rollouts(model: PolicyMetaLearner, config: RLConfig, env: Batched
                               config.encoder_episodes, config.discount, config.gae_lambda)
 
 
-def task_embeddings(model: PolicyMetaLearner, config: RLConfig, env: BatchedEnv, goals: Tensor,
-                    generator: torch.Generator | TaskGenerators) -> Tensor:
-    """MuMoMAML's task embeddings ``[T, D]`` of the tasks ``goals [T, G]``, from ``encoder_episodes`` episodes
-    of the unmodulated policy each (what the modulation network reads; nothing else is sampled)."""
+def encoder_inputs(model: PolicyMetaLearner, config: RLConfig, env: BatchedEnv, goals: Tensor,
+                   generator: torch.Generator | TaskGenerators) -> Episodes:
+    """What the task encoder reads for the tasks ``goals [T, G]``: ``encoder_episodes`` episodes of the
+    unmodulated policy each (``[T, encoder_episodes, H, ...]``)."""
     from mmaml.rl.sampler import sample_episodes
 
-    if not model.modulated:
-        raise ValueError("only a MuMoMAML model has task embeddings")
     device = next(model.parameters()).device
     theta = {k: v.detach() for k, v in model.learner.meta_parameters().items()}
     with torch.no_grad():
-        episodes = sample_episodes(env, model.policy(theta, None), goals.to(device), config.encoder_episodes,
-                                   generator, config.discount, config.gae_lambda)
+        return sample_episodes(env, model.policy(theta, None), goals.to(device), config.encoder_episodes,
+                               generator, config.discount, config.gae_lambda)
+
+
+def task_embeddings(model: PolicyMetaLearner, config: RLConfig, env: BatchedEnv, goals: Tensor,
+                    generator: torch.Generator | TaskGenerators) -> Tensor:
+    """MuMoMAML's task embeddings ``[T, D]`` of the tasks ``goals [T, G]``, from :func:`encoder_inputs`
+    (what the modulation network reads; nothing else is sampled)."""
+    if not model.modulated:
+        raise ValueError("only a MuMoMAML model has task embeddings")
+    episodes = encoder_inputs(model, config, env, goals, generator)
+    with torch.no_grad():
         return model.modulation(episodes)[1]
 
 
