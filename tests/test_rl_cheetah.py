@@ -14,7 +14,7 @@ import torch
 import mmaml.rl.envs  # noqa: F401  (registers the ids)
 from mmaml.cli.main import main
 from mmaml.rl.envs.goals import cheetah_location_goals, cheetah_speed_goals
-from mmaml.rl.envs.half_cheetah import BatchedHalfCheetah, HalfCheetahTaskEnv, cheetah_model
+from mmaml.rl.envs.half_cheetah import BatchedHalfCheetah, HalfCheetahTaskEnv, cheetah_model, cheetah_xml
 from mmaml.rl.envs.mujoco_batch import BatchedMujoco
 from mmaml.rl.envs.registry import reference_returns
 from mmaml.training.checkpoint import load_checkpoint
@@ -49,6 +49,30 @@ def random_actions(steps: int, shape: tuple[int, ...], seed: int, scale: float =
     """Uniform actions in [-scale, scale]: with scale > 1 some fall outside the actuators' range."""
     g = torch.Generator().manual_seed(seed)
     return (torch.rand(steps, *shape, 6, generator=g) * 2 - 1) * scale
+
+
+def model_arrays(model: mujoco.MjModel) -> dict[str, np.ndarray]:
+    return {name: getattr(model, name) for name in dir(model)
+            if not name.startswith("_") and isinstance(getattr(model, name, None), np.ndarray)}
+
+
+def test_model_is_gymnasiums_array_for_array_without_mujocos_deprecation_log(tmp_path, monkeypatch, capfd):
+    """gymnasium's XML sets the deprecated ``settotalmass``: loading it as is warns and writes
+    MUJOCO_LOG.TXT into the working directory. Ours applies the total mass after compiling."""
+    monkeypatch.chdir(tmp_path)
+    ours = cheetah_model()
+    task_env = HalfCheetahTaskEnv("speed")
+    assert not (tmp_path / "MUJOCO_LOG.TXT").exists()
+    assert "deprecated" not in "".join(capfd.readouterr())
+    assert ours.body_mass.sum() == pytest.approx(14.0, rel=1e-12)  # the XML's settotalmass
+    unscaled = mujoco.MjModel.from_xml_string(open(cheetah_xml()).read().replace('settotalmass="14"', ""))
+    assert unscaled.body_mass.sum() > 20  # the attribute matters
+    reference = mujoco.MjModel.from_xml_path(cheetah_xml())  # MuJoCo's own handling of the attribute
+    for model in (ours, task_env.model):
+        arrays, expected = model_arrays(model), model_arrays(reference)
+        assert arrays.keys() == expected.keys() and len(arrays) > 100
+        for name, value in expected.items():
+            np.testing.assert_array_equal(arrays[name], value, err_msg=name)
 
 
 def test_loop_backend_is_gymnasium_bit_for_bit():

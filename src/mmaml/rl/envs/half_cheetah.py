@@ -58,10 +58,36 @@ RESET_NOISE = 0.1
 ACTION_LIMIT = 1.0
 
 
+def compile_model(path: str) -> mujoco.MjModel:
+    """Compile a MuJoCo XML file, applying a ``<compiler settotalmass>`` to the compiled model.
+
+    MuJoCo deprecates that attribute (gymnasium's half-cheetah sets it to 14 kg): it
+    prints a warning and writes ``MUJOCO_LOG.TXT`` into the working directory on every
+    load. Compiling without it, then ``mj_setTotalmass`` and ``mj_setConst``, as the
+    warning advises, gives a model equal to the attribute's, array for array, and keeps
+    the total mass when MuJoCo drops the attribute.
+    """
+    if not hasattr(mujoco, "MjSpec"):  # MuJoCo before 3.2: the attribute is not deprecated there
+        return mujoco.MjModel.from_xml_path(path)
+    spec = mujoco.MjSpec.from_file(path)
+    total = getattr(spec.compiler, "settotalmass", -1)
+    if total <= 0:  # not set
+        return spec.compile()
+    spec.compiler.settotalmass = -1
+    model = spec.compile()
+    mujoco.mj_setTotalmass(model, total)
+    mujoco.mj_setConst(model, mujoco.MjData(model))
+    return model
+
+
+def cheetah_xml() -> str:
+    """The path of gymnasium's half-cheetah model (``assets/half_cheetah.xml``)."""
+    return os.path.join(os.path.dirname(gymnasium.envs.mujoco.__file__), "assets", "half_cheetah.xml")
+
+
 def cheetah_model() -> mujoco.MjModel:
-    """gymnasium's half-cheetah MuJoCo model (``assets/half_cheetah.xml``)."""
-    path = os.path.join(os.path.dirname(gymnasium.envs.mujoco.__file__), "assets", "half_cheetah.xml")
-    return mujoco.MjModel.from_xml_path(path)
+    """gymnasium's half-cheetah MuJoCo model, compiled by :func:`compile_model`."""
+    return compile_model(cheetah_xml())
 
 
 def cheetah_goals(task: str, modes: tuple[str, ...] | None = None) -> GoalDistribution:
@@ -175,6 +201,13 @@ class HalfCheetahTaskEnv(HalfCheetahEnv):
                          exclude_current_positions_from_observation=(task == "speed"), **kwargs)
         self.goal: float | None = None
         self.mode: int | None = None
+
+    def _initialize_simulation(self) -> tuple[mujoco.MjModel, mujoco.MjData]:
+        """gymnasium's loader, with the model compiled by :func:`compile_model` (no deprecation log)."""
+        model = compile_model(self.fullpath)
+        model.vis.global_.offwidth = max(model.vis.global_.offwidth, self.width)
+        model.vis.global_.offheight = max(model.vis.global_.offheight, self.height)
+        return model, mujoco.MjData(model)
 
     def set_task(self, goal: float | np.ndarray) -> None:
         """Set the target (speed in m/s or x-location in m); its mode is the most likely one."""
