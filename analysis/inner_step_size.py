@@ -28,6 +28,7 @@ def step_sizes(run: str, num_tasks: int, seed: int = 7) -> dict[str, tuple[float
     theta0 = {name: p.detach() for name, p in model.learner.meta_parameters().items()}
     adapted = model.adapt(tasks.support_x, tasks.support_y, steps=1).params
     theta1 = adapted.materialize() if hasattr(adapted, "materialize") else adapted
+    theta1 = {name: value.detach() for name, value in theta1.items()}
     return {name: (float((theta1[name] - p).flatten(1).norm(dim=1).mean()), float(p.norm()))
             for name, p in theta0.items()}
 
