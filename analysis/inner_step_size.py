@@ -25,12 +25,12 @@ def step_sizes(run: str, num_tasks: int, seed: int = 7) -> dict[str, tuple[float
     """``{parameter: (mean step norm over tasks, norm of the meta-parameter)}`` after one inner step."""
     model = mmaml.load(run)
     tasks = RegressionTasks(tuple(model.config.modes)).sample(num_tasks, torch.Generator().manual_seed(seed))
-    theta0 = {name: p.detach() for name, p in model.learner.meta_parameters().items()}
-    adapted = model.adapt(tasks.support_x, tasks.support_y, steps=1).params
-    theta1 = adapted.materialize() if hasattr(adapted, "materialize") else adapted
-    theta1 = {name: value.detach() for name, value in theta1.items()}
-    return {name: (float((theta1[name] - p).flatten(1).norm(dim=1).mean()), float(p.norm()))
-            for name, p in theta0.items()}
+    model.eval()
+    with torch.no_grad():  # one inner step, as evaluation takes it
+        theta0 = model.learner.meta_parameters()
+        theta1 = model.run_from(tasks, model.initial_parameters(tasks), steps=1, create_graph=False).adapted_params
+        return {name: (float((theta1[name] - p).flatten(1).norm(dim=1).mean()), float(p.norm()))
+                for name, p in theta0.items()}
 
 
 def main() -> None:
