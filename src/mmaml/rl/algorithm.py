@@ -17,8 +17,8 @@ from mmaml.rl.builder import build_env, build_policy_metalearner
 from mmaml.rl.config import RLConfig
 from mmaml.rl.envs.registry import make_goals
 from mmaml.rl.maml_ppo import PPOSettings, ppo_step
-from mmaml.rl.maml_trpo import TRPOSettings, trpo_step
-from mmaml.rl.metalearner import rollout_adaptation
+from mmaml.rl.maml_trpo import TRPOSettings, TRPOStats, trpo_step
+from mmaml.rl.metalearner import Rollouts, rollout_adaptation
 
 
 def trpo_settings(config: RLConfig) -> TRPOSettings:
@@ -51,6 +51,7 @@ class RLAlgorithm:
         self.goals = make_goals(config.env)
         self.model = build_policy_metalearner(config, self.env).to(device)
         self.settings = trpo_settings(config)
+        self.trpo = trpo_step  # benchmarks/bench_rl.py --reference swaps in the reference step beside it
         self.optimizer = None
         if config.outer_optimizer == "ppo":
             self.ppo = PPOSettings(config.ppo_epochs, config.ppo_clip, config.ppo_lr)
@@ -60,6 +61,23 @@ class RLAlgorithm:
                         "sample_seconds", "adapt_seconds", "trpo_seconds")
 
     def step(self) -> dict[str, float]:
+        timings: dict[str, float] = {"sample": 0.0, "adapt": 0.0}
+        rollouts, mine = self.sample(timings)
+        started = time.perf_counter()
+        stats = self.outer_step(rollouts, mine)
+        returns = self.dist.average_(rollouts.returns_by_step().mean(1).double())
+        row = {f"return_step{k}": float(r) for k, r in enumerate(returns)}
+        row.update(surrogate_before=stats.loss_before, surrogate_after=stats.loss_after, kl=stats.kl,
+                   backtracks=float(stats.backtracks), rejected_steps=float(not stats.accepted),
+                   sample_seconds=timings["sample"], adapt_seconds=timings["adapt"],
+                   trpo_seconds=time.perf_counter() - started, nonfinite=not stats.finite)
+        return row
+
+    def sample(self, timings: dict[str, float] | None = None) -> tuple[Rollouts, slice]:
+        """This iteration's goals and the adaptation protocol sampled for them: ``(rollouts, mine)``.
+
+        ``mine``: which tasks of the meta-batch these are (a distributed rank's share).
+        """
         config, dist, total = self.config, self.dist, self.config.meta_batch_size
         generator = self.generator
         mine = slice(0, total)
@@ -73,22 +91,16 @@ class RLAlgorithm:
             generator = TaskGenerators.for_tasks(config.seed, self.iteration, range(mine.start, mine.stop))
         else:
             goals, mode = self.goals.sample(total, generator)
-        timings: dict[str, float] = {"sample": 0.0, "adapt": 0.0}
         rollouts = rollout_adaptation(
             self.model, self.env, goals.to(self.device), mode, config.episodes_per_task, config.inner_steps,
             generator, config.encoder_episodes, config.discount, config.gae_lambda, timings)
-        started = time.perf_counter()
+        return rollouts, mine
+
+    def outer_step(self, rollouts: Rollouts, mine: slice) -> TRPOStats:
+        """The outer loop's update of the meta-parameters from ``rollouts`` (TRPO, or PPO's epochs)."""
         if self.optimizer is not None:
-            stats = ppo_step(self.model, rollouts, self.ppo, self.optimizer, dist)
-        else:
-            stats = trpo_step(self.model, rollouts, self.settings, dist, mine.start, total)
-        returns = dist.average_(rollouts.returns_by_step().mean(1).double())
-        row = {f"return_step{k}": float(r) for k, r in enumerate(returns)}
-        row.update(surrogate_before=stats.loss_before, surrogate_after=stats.loss_after, kl=stats.kl,
-                   backtracks=float(stats.backtracks), rejected_steps=float(not stats.accepted),
-                   sample_seconds=timings["sample"], adapt_seconds=timings["adapt"],
-                   trpo_seconds=time.perf_counter() - started, nonfinite=not stats.finite)
-        return row
+            return ppo_step(self.model, rollouts, self.ppo, self.optimizer, self.dist)
+        return self.trpo(self.model, rollouts, self.settings, self.dist, mine.start, self.config.meta_batch_size)
 
     def summarize(self, window: list[dict[str, float]]) -> dict[str, float]:
         """Means over the logging window; ``rejected_steps`` is a count."""

@@ -16,7 +16,12 @@ dominate the cost of a step, so, as common TRPO implementations do with a
 subsample of the steps, they are computed on an evenly spaced subset of the
 tasks (``fisher_subsample``, a fraction; the tasks come in mode blocks, so the
 subset keeps every mode). The gradient, the surrogate and the KL that the line
-search enforces always use every task.
+search enforces always use every task. The subset's part of the surrogate gets
+an autograd graph of its own, which the gradient and then every Fisher-vector
+product use (the graph is built once per step), and the step's curvature comes
+from conjugate gradient's own products instead of one more product; the step
+before these two savings is kept in :mod:`mmaml.rl.trpo_reference` and the tests
+require the same step from both.
 """
 
 from __future__ import annotations
@@ -29,7 +34,8 @@ from torch import Tensor
 
 from mmaml.rl.metalearner import PolicyMetaLearner, Rollouts, adapted_parameters
 from mmaml.rl.policy import kl_divergence, log_prob
-from mmaml.rl.trpo import assign, backtracking_line_search, conjugate_gradient, flatten
+from mmaml.rl.trpo import assign, backtracking_line_search, conjugate_gradient_with_product, flatten
+from mmaml.training.distributed import SINGLE, Distributed
 
 
 @dataclass
@@ -114,7 +120,33 @@ def fisher_tasks(num_tasks: int, fraction: float) -> Tensor:
     return torch.linspace(0, num_tasks - 1, count).round().long().unique()
 
 
-def trpo_step(model: PolicyMetaLearner, rollouts: Rollouts, settings: TRPOSettings, dist=None,
+def split_for_fisher(model: PolicyMetaLearner, rollouts: Rollouts, fisher: Tensor,
+                     create_graph: bool) -> tuple[Tensor, Tensor, Tensor | None]:
+    """``(loss, pred [T, N, 2A], fisher_pred)``: the surrogate of every task, its graph built in two parts.
+
+    The tasks at ``fisher`` (local indices) get a graph of their own, whose output
+    ``fisher_pred`` the Fisher-vector products then reuse; the others one more.
+    The loss is their mean weighted by task count (every task scores as many
+    steps), i.e. the surrogate of all tasks. ``fisher_pred`` is None when no
+    task is at ``fisher``.
+    """
+    t = rollouts.num_tasks
+    if len(fisher) in (0, t):
+        loss, _, pred = surrogate(model, rollouts, None, create_graph)
+        return loss, pred, (pred if len(fisher) == t else None)
+    rest = torch.ones(t, dtype=torch.bool)
+    rest[fisher] = False
+    rest = rest.nonzero().squeeze(1)
+    loss_f, _, pred_f = surrogate(model, rollouts.select(fisher), None, create_graph)
+    loss_r, _, pred_r = surrogate(model, rollouts.select(rest), None, create_graph)
+    loss = (loss_f * len(fisher) + loss_r * len(rest)) / t
+    pred = pred_f.new_empty((t, *pred_f.shape[1:]))
+    pred[fisher.to(pred.device)] = pred_f.detach()
+    pred[rest.to(pred.device)] = pred_r.detach()
+    return loss, pred, pred_f
+
+
+def trpo_step(model: PolicyMetaLearner, rollouts: Rollouts, settings: TRPOSettings, dist: Distributed | None = None,
               first_task: int = 0, num_tasks: int | None = None) -> TRPOStats:
     """One MAML-TRPO update of all of ``model``'s parameters (in place).
 
@@ -123,27 +155,23 @@ def trpo_step(model: PolicyMetaLearner, rollouts: Rollouts, settings: TRPOSettin
     gradient, every Fisher-vector product and the line search's surrogate and KL are
     averaged over the ranks, so every rank takes the single process's step.
     """
-    from mmaml.training.distributed import SINGLE
-
     dist = SINGLE if dist is None else dist
     num_tasks = rollouts.num_tasks if num_tasks is None else num_tasks
     params = [p for p in model.parameters() if p.requires_grad]
     second_order = not model.first_order
+    subset = fisher_tasks(num_tasks, settings.fisher_subsample)  # over the whole meta-batch
+    mine = subset[(subset >= first_task) & (subset < first_task + rollouts.num_tasks)] - first_task
+    share = len(mine) / len(subset)  # this rank's part of the Fisher's mean over the subset
+    shared_graph = second_order == settings.fisher_second_order or not second_order
     with torch.enable_grad():
-        loss, _, pred = surrogate(model, rollouts, None, create_graph=second_order)
-        subset = fisher_tasks(num_tasks, settings.fisher_subsample)  # over the whole meta-batch
-        mine = subset[(subset >= first_task) & (subset < first_task + rollouts.num_tasks)] - first_task
-        fisher_graph = second_order and settings.fisher_second_order
-        reuse = len(subset) == num_tasks and fisher_graph == second_order
-        grads = flatten(torch.autograd.grad(loss, params, retain_graph=reuse, allow_unused=True), params)
+        # 1. the surrogate of every task and its meta-gradient (through the inner steps and tau);
+        #    the Fisher's tasks get a graph of their own, kept for the Fisher-vector products
+        loss, pred, fisher_pred = split_for_fisher(model, rollouts, mine if shared_graph else mine[:0], second_order)
+        grads = flatten(torch.autograd.grad(loss, params, retain_graph=fisher_pred is not None, allow_unused=True),
+                        params)
         dist.average_(grads)
-        if reuse:  # the Fisher of every task: the graph of the loss serves
-            fisher_pred, share = pred, rollouts.num_tasks / num_tasks
-        elif len(mine):
-            _, _, fisher_pred = surrogate(model, rollouts.select(mine), None, create_graph=fisher_graph)
-            share = len(mine) / len(subset)
-        else:  # none of the Fisher's tasks is on this rank
-            fisher_pred, share = None, 0.0
+        if not shared_graph and len(mine):  # the Fisher at the adapted policy only: a graph without the inner steps'
+            _, _, fisher_pred = surrogate(model, rollouts.select(mine), None, create_graph=False)
         local = (fisher_vector_product(fisher_pred, params, 0.0) if fisher_pred is not None
                  else (lambda v: torch.zeros_like(v)))
 
@@ -151,12 +179,17 @@ def trpo_step(model: PolicyMetaLearner, rollouts: Rollouts, settings: TRPOSettin
             # the mean over the subset's tasks: each rank's mean weighted by its share of them, summed
             return dist.sum_(local(v) * share) + settings.cg_damping * v
 
-        direction = conjugate_gradient(fisher_vector, grads.detach(), settings.cg_iterations)
-        curvature = float(direction @ fisher_vector(direction))
+        # 2. the natural-gradient direction by conjugate gradient, and its curvature from CG's own products
+        direction, fisher_direction = conjugate_gradient_with_product(fisher_vector, grads.detach(),
+                                                                      settings.cg_iterations)
+        curvature = float(direction @ fisher_direction)
     loss_before = dist.mean(float(loss.detach()))
     old_pred = pred.detach()
+    del loss, fisher_pred, local  # free the graphs before the line search
     if not (curvature > 0 and math.isfinite(curvature)) or not torch.isfinite(direction).all():
         return TRPOStats(loss_before, loss_before, 0.0, 0, False, math.isfinite(loss_before) and math.isfinite(curvature))
+
+    # 3. the step scaled to the trust region, backtracked on the sampled episodes until the surrogate improves
     step = direction * math.sqrt(2 * settings.max_kl / curvature)
     start = torch.cat([p.detach().reshape(-1) for p in params])
 

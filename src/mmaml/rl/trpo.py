@@ -26,7 +26,19 @@ def assign(parameters: Sequence[Tensor], flat: Tensor) -> None:
 def conjugate_gradient(matvec: Callable[[Tensor], Tensor], b: Tensor, iterations: int = 10,
                        tolerance: float = 1e-10) -> Tensor:
     """Approximately solve ``A x = b`` for a symmetric positive-definite ``A`` given as ``matvec``."""
+    return conjugate_gradient_with_product(matvec, b, iterations, tolerance)[0]
+
+
+def conjugate_gradient_with_product(matvec: Callable[[Tensor], Tensor], b: Tensor, iterations: int = 10,
+                                    tolerance: float = 1e-10) -> tuple[Tensor, Tensor]:
+    """``(x, A x)`` with ``x`` as :func:`conjugate_gradient` finds it.
+
+    ``A x`` is accumulated from the products the iterations compute anyway
+    (``x = sum_i alpha_i p_i``, so ``A x = sum_i alpha_i A p_i``), which saves
+    the extra product a trust-region step would take to measure its curvature.
+    """
     x = torch.zeros_like(b)
+    ax = torch.zeros_like(b)
     r = b.clone()
     p = b.clone()
     rr = r @ r
@@ -36,11 +48,12 @@ def conjugate_gradient(matvec: Callable[[Tensor], Tensor], b: Tensor, iterations
         ap = matvec(p)
         alpha = rr / (p @ ap)
         x = x + alpha * p
+        ax = ax + alpha * ap
         r = r - alpha * ap
         rr_new = r @ r
         p = r + (rr_new / rr) * p
         rr = rr_new
-    return x
+    return x, ax
 
 
 def backtracking_line_search(
