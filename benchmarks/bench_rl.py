@@ -33,6 +33,13 @@
    The iterations train the model, so the parameters (and the number of line
    search backtracks, on which the TRPO time depends) change between repeats.
 
+3. With ``--reference``: each preset is also timed with the reference TRPO step
+   (:mod:`mmaml.rl.trpo_reference`, the implementation the default step replaced and
+   is tested against) as the preset name with ``[reference]`` in part 2, and both
+   steps are timed on the very same rollouts from the very same parameters
+   (restored before each step), so that the two take the same line search and their
+   ratio is the step's speed-up alone.
+
 Timing blocks of all variants (and of all presets) alternate in one process, so
 that a busy machine slows them alike; medians over the repeats are reported,
 with the process's CPU time over wall time of each part (about the number of
@@ -41,6 +48,7 @@ threads when the process had its cores to itself, less when it had to share).
     python benchmarks/bench_rl.py [--threads 1] [--repeats 5] [--json FILE]
     python benchmarks/bench_rl.py --skip-envs --presets rl-pointmass-4modes-maml,rl-pointmass-4modes-mumomaml
     python benchmarks/bench_rl.py --skip-envs --presets rl-navigation-maml,rl-navigation-maml:fisher_second_order=false
+    python benchmarks/bench_rl.py --skip-envs --reference --repeats 5
     python benchmarks/bench_rl.py --skip-iterations --envs navigation-bimodal --env-steps 50000
     python benchmarks/bench_rl.py --envs cheetah-speed --presets rl-cheetah-speed-maml,rl-cheetah-speed-mumomaml \
         --batched-rounds 2 --threads 2
@@ -293,19 +301,23 @@ def print_envs(result: dict, args) -> None:
 
 
 PARTS = ("sample", "adapt", "trpo", "other", "total")
+REFERENCE = " [reference]"
 
 
 def bench_iterations(args) -> dict:
     from mmaml.rl.algorithm import RLAlgorithm
+    from mmaml.rl.trpo_reference import reference_trpo_step
     from mmaml.training.config import apply_overrides, parse_assignment
     from mmaml.training.presets import resolve
 
     overrides = dict(parse_assignment(s) for s in args.set)
     presets = [p for p in args.presets.split(",") if p]
+    if args.reference:
+        presets = [v for p in presets for v in (p, f"{p}{REFERENCE}")]
     algos, build_seconds, warmup_seconds, configs = {}, {}, {}, {}
     for preset in presets:
         # "preset:key=value:key=value" times the preset with its own overrides, beside the plain one
-        name, *own = preset.split(":")
+        name, *own = preset.removesuffix(REFERENCE).split(":")
         config = resolve(name)
         if config.task != "rl":
             raise SystemExit(f"{name} is not an RL preset")
@@ -313,7 +325,10 @@ def bench_iterations(args) -> dict:
         config = (apply_overrides(config, values) if values else config).validate()
         configs[preset] = config
         t0 = time.perf_counter()
+        torch.manual_seed(0)
         algos[preset] = RLAlgorithm(config, torch.device(args.device), torch.Generator().manual_seed(0))
+        if preset.endswith(REFERENCE):
+            algos[preset].trpo = reference_trpo_step
         build_seconds[preset] = time.perf_counter() - t0
     for preset in presets:
         t0 = time.perf_counter()
@@ -372,6 +387,13 @@ def print_iterations(result: dict, args) -> None:
               f" | {100 * res['sample_fraction']:.0f}% | {res['backtracks']['median']:g} | {res['cpu_over_wall']:.2f} |")
     print()
     for preset, res in result.items():
+        ref = result.get(f"{preset}{REFERENCE}")
+        if ref is not None:
+            ratios = [r / d for r, d in zip(ref["seconds"]["total"]["all"], res["seconds"]["total"]["all"])]
+            u = summary(ratios)
+            print(f"- {preset}: an iteration with the reference TRPO step over one with the default: "
+                  f"{u['median']:.2f}x (repeats {u['min']:.2f}-{u['max']:.2f}x; their line searches differ)")
+    for preset, res in result.items():
         k = res["inner_steps"]
         r0 = ", ".join(f"{x:.1f}" for x in res["return_step0"])
         rk = ", ".join(f"{x:.1f}" for x in res[f"return_step{k}"])
@@ -380,6 +402,61 @@ def print_iterations(result: dict, args) -> None:
               f"{res['episodes_per_task']} episodes, {k} inner step(s)): built in {res['build_seconds']:.2f}s, "
               f"warm-up iteration {res['warmup_seconds']:.2f}s; backtracks per iteration [{bt}], "
               f"rejected steps {res['rejected_steps']:g}; return step 0 [{r0}], step {k} [{rk}]")
+    print()
+
+
+# --- 3. the TRPO step against the reference step, on the same rollouts ------------------------
+
+
+def bench_trpo(args) -> dict:
+    import copy
+
+    from mmaml.rl.algorithm import RLAlgorithm
+    from mmaml.rl.trpo_reference import reference_trpo_step
+    from mmaml.training.config import apply_overrides, parse_assignment
+    from mmaml.training.presets import resolve
+
+    overrides = dict(parse_assignment(s) for s in args.set)
+    steps = {"default": None, "reference": reference_trpo_step}
+    out = {}
+    for preset in [p for p in args.presets.split(",") if p]:
+        name, *own = preset.split(":")
+        values = {**overrides, **dict(parse_assignment(s) for s in own)}
+        config = (apply_overrides(resolve(name), values) if values else resolve(name)).validate()
+        torch.manual_seed(0)
+        algo = RLAlgorithm(config, torch.device(args.device), torch.Generator().manual_seed(0))
+        algo.step()  # leave the initial parameters, as training does
+        rollouts, mine = algo.sample()
+        start = copy.deepcopy(algo.model.state_dict())
+        steps["default"] = algo.trpo
+        seconds = {v: [] for v in steps}
+        stats = {}
+        for _ in range(args.repeats + 1):  # the first round warms up
+            for variant, step in steps.items():
+                algo.model.load_state_dict(start)
+                t0 = time.perf_counter()
+                stats[variant] = step(algo.model, rollouts, algo.settings, algo.dist, mine.start,
+                                      config.meta_batch_size)
+                seconds[variant].append(time.perf_counter() - t0)
+        seconds = {v: t[1:] for v, t in seconds.items()}
+        out[preset] = {
+            "seconds": {v: summary(t) for v, t in seconds.items()},
+            "speedup": summary([r / d for r, d in zip(seconds["reference"], seconds["default"])]),
+            "backtracks": {v: s.backtracks for v, s in stats.items()},
+            "loss_after": {v: s.loss_after for v, s in stats.items()},
+        }
+    return out
+
+
+def print_trpo(result: dict, args) -> None:
+    print(f"## The TRPO step against the reference step (same rollouts, same start; {args.repeats} alternating "
+          "repeats after 1 warm-up, seconds)\n")
+    print("| preset | default step | reference step | speed-up (median, min-max) | backtracks (default / reference) |")
+    print("|---|---:|---:|---:|---:|")
+    for preset, res in result.items():
+        s, u, b = res["seconds"], res["speedup"], res["backtracks"]
+        print(f"| {preset} | {s['default']['median']:.3f} | {s['reference']['median']:.3f} | "
+              f"{u['median']:.2f}x ({u['min']:.2f}-{u['max']:.2f}x) | {b['default']} / {b['reference']} |")
     print()
 
 
@@ -402,6 +479,8 @@ def main() -> int:
     parser.add_argument("--device", default="cpu", help="device of the meta-iterations (cpu, cuda); envs: CPU")
     parser.add_argument("--skip-envs", action="store_true")
     parser.add_argument("--skip-iterations", action="store_true")
+    parser.add_argument("--reference", action="store_true",
+                        help="also time the reference TRPO step (part 2 and, on the same rollouts, part 3)")
     parser.add_argument("--json", help="also write the results to this file")
     args = parser.parse_args()
     if args.repeats < 1:
@@ -431,6 +510,9 @@ def main() -> int:
     if not args.skip_iterations:
         results["iterations"] = bench_iterations(args)
         print_iterations(results["iterations"], args)
+    if args.reference:
+        results["trpo"] = bench_trpo(args)
+        print_trpo(results["trpo"], args)
 
     results["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     results["machine"]["loadavg_end"] = load()

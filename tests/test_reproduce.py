@@ -159,7 +159,8 @@ def test_threads_per_row_shares_the_cores_unless_told(monkeypatch):
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     monkeypatch.setattr("os.cpu_count", lambda: 8)
     assert threads_per_row(jobs=2, rows=5) == 4
-    assert threads_per_row(jobs=4, rows=1) == 8  # one row left gets every core
+    assert threads_per_row(jobs=4, rows=1) is None  # one row at a time: its own threads: auto decides
+    assert threads_per_row(jobs=1, rows=3) is None
     assert threads_per_row(jobs=16, rows=16) == 1
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     assert threads_per_row(jobs=1, rows=3) == 1

@@ -41,7 +41,6 @@ def cmd_train(args) -> int:
     config = _train_config(args)  # a bad flag or config is refused before joining a process group
     dist = Distributed.from_environment()  # torchrun's ranks; a single process otherwise
     try:
-        dist.set_threads()
         return _train(args, config, dist)
     finally:
         dist.close()
@@ -56,6 +55,7 @@ def _train(args, config, dist) -> int:
     if trainer.iteration >= config.iterations:
         say(f"{args.out}: already trained for {trainer.iteration} iterations; nothing to do")
         return 0
+    say(trainer.threads["line"])
     result = trainer.train()
     if not dist.is_main:
         return 130 if result.interrupted else 0
@@ -103,10 +103,12 @@ def run_eval(
     from mmaml.training.config import ClassificationConfig
     from mmaml.training.evaluation import evaluate
     from mmaml.training.run_dir import load_run
+    from mmaml.training.threads import configure_threads
 
     _check_eval_flags(steps, output)  # a given --output; the default lies in the run folder load_run checks
     output = Path(run_dir) / "eval.json" if output is None else Path(output)
     config, model, state = load_run(run_dir)
+    configure_threads(config, 1 if dist is None else dist.local_world)
     started = time.perf_counter()
     if config.task == "rl":
         from mmaml.cli.rl_commands import rl_eval
@@ -230,7 +232,6 @@ def cmd_eval(args) -> int:
 
     dist = Distributed.from_environment()  # torchrun's ranks share the test tasks; a single process otherwise
     try:
-        dist.set_threads()
         result = run_eval(args.run, args.tasks, args.steps, args.seed, args.output, dist=dist)
         return _report_eval(args, result) if dist.is_main else 0
     finally:

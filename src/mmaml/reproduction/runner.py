@@ -119,13 +119,16 @@ def _train_command(row, run_dir: Path, iterations: int, resume: bool, progress: 
     return cmd
 
 
-def threads_per_row(jobs: int, rows: int) -> int:
+def threads_per_row(jobs: int, rows: int) -> int | None:
     """Threads for each concurrently trained row: ``$OMP_NUM_THREADS`` when set
-    (e.g. to leave cores for other work), else the machine's cores shared among them."""
+    (e.g. to leave cores for other work), else the machine's cores shared among the
+    rows that train at once; None when one row trains at a time (its own ``threads: auto``
+    decides, see :mod:`mmaml.training.threads`)."""
     given = os.environ.get("OMP_NUM_THREADS", "").strip()
     if given.isdigit() and int(given) > 0:
         return int(given)
-    return max(1, (os.cpu_count() or 1) // max(1, min(jobs, rows or 1)))
+    concurrent = max(1, min(jobs, rows or 1))
+    return None if concurrent == 1 else max(1, (os.cpu_count() or 1) // concurrent)
 
 
 def _taken_elsewhere(row: PresetRow, run_dir: Path, say: Callable[[str], None]) -> bool:
@@ -196,7 +199,9 @@ def run_rows(
         todo.append((row, run_dir, target))
 
     threads = threads_per_row(jobs, len(todo))
-    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
+    env = dict(os.environ)
+    if threads is not None:
+        env.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
     running: list[tuple[PresetRow, Path, subprocess.Popen, float, object]] = []
     failed = []
     try:

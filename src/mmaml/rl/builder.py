@@ -9,10 +9,11 @@ from mmaml.rl.envs.base import BatchedEnv
 from mmaml.rl.envs.registry import make_batched
 from mmaml.rl.metalearner import PolicyMetaLearner
 from mmaml.rl.policy import GaussianMLPPolicy
+from mmaml.training.threads import resolve_sim_threads
 
 
 def build_env(config: RLConfig) -> BatchedEnv:
-    return make_batched(config.env, config.sim_threads)
+    return make_batched(config.env, resolve_sim_threads(config.sim_threads))
 
 
 def build_policy_metalearner(config: RLConfig, env: BatchedEnv | None = None) -> PolicyMetaLearner:

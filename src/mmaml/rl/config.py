@@ -5,7 +5,7 @@ from __future__ import annotations
 import typing
 from dataclasses import dataclass, field
 
-from mmaml.training.config import RunConfig
+from mmaml.training.config import IntOrAuto, RunConfig
 
 RL_METHODS = ("maml", "mumomaml")
 RL_MODULATIONS = ("scale", "film")
@@ -52,8 +52,9 @@ class RLConfig(RunConfig):
     ppo_epochs: int = 5
     ppo_clip: float = 0.1
     ppo_lr: float = 1e-3
-    # simulation: threads of the MuJoCo envs' physics (half-cheetah; the results do not depend on it)
-    sim_threads: int = 1
+    # simulation: threads of the MuJoCo envs' physics (half-cheetah; the results do not depend on it);
+    # auto: every usable CPU
+    sim_threads: IntOrAuto = "auto"
     # bookkeeping
     iterations: int = 500
     log_every: int = 1
@@ -61,6 +62,12 @@ class RLConfig(RunConfig):
     eval_tasks: int = 100
 
     METHODS: typing.ClassVar[tuple[str, ...]] = RL_METHODS
+
+    @property
+    def thread_family(self) -> str:
+        from mmaml.rl.envs.registry import ENVIRONMENTS
+
+        return "cheetah" if self.env in ENVIRONMENTS and ENVIRONMENTS[self.env].mujoco else "rl-2d"
 
     @property
     def mode_names(self) -> list[str]:
@@ -91,9 +98,10 @@ class RLConfig(RunConfig):
                 bad("modulated_layers", f"give distinct hidden-layer indices in 0..{len(self.hidden_sizes) - 1}, "
                     "or null for all")
         for key in ("encoder_hidden", "embedding_dim", "encoder_episodes", "episodes_per_task", "meta_batch_size",
-                    "cg_iterations", "line_search_steps", "sim_threads", "ppo_epochs"):
+                    "cg_iterations", "line_search_steps", "ppo_epochs"):
             if getattr(self, key) < 1:
                 bad(key, "must be at least 1")
+        self.check_int_or_auto("sim_threads")
         for key in ("inner_steps", "eval_inner_steps"):
             if getattr(self, key) < 0:
                 bad(key, "must not be negative")

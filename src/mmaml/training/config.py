@@ -18,7 +18,10 @@ METHODS = ("maml", "multi_maml", "mumomaml")
 
 # Settings that do not change what is computed, so a resumed run may change them.
 RESUMABLE_KEYS = frozenset({"iterations", "device", "log_every", "checkpoint_every", "eval_tasks",
-                            "max_nonfinite_steps", "sim_threads"})
+                            "max_nonfinite_steps", "threads", "sim_threads"})
+
+# a positive number or "auto" (see mmaml.training.threads)
+IntOrAuto = typing.Union[int, str]
 
 
 @dataclass
@@ -39,12 +42,25 @@ class RunConfig:
     # meta-batch from a generator of (seed, iteration) alone, so any number of processes draws the same
     # tasks (needed by distributed runs)
     task_rng: str = "stream"
+    # torch's CPU threads: auto (OMP_NUM_THREADS when set, else the measured default of the run's family) or N
+    threads: IntOrAuto = "auto"
 
     METHODS: typing.ClassVar[tuple[str, ...]] = METHODS
+    # the preset family whose measured thread default applies (mmaml.training.threads.FAMILY_THREADS)
+    THREAD_FAMILY: typing.ClassVar[str] = "regression"
 
     @property
     def mode_names(self) -> list[str]:
         raise NotImplementedError
+
+    @property
+    def thread_family(self) -> str:
+        return self.THREAD_FAMILY
+
+    def check_int_or_auto(self, key: str) -> None:
+        value = getattr(self, key)
+        if value != "auto" and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
+            self.bad(key, "use auto or a positive number")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -64,6 +80,7 @@ class RunConfig:
             bad("device", "use auto, cpu, cuda or cuda:N")
         if self.task_rng not in ("stream", "per_iteration"):
             bad("task_rng", "choose stream or per_iteration")
+        self.check_int_or_auto("threads")
         if self.seed == self.eval_seed:
             bad("seed", "equals eval_seed, so training would start on the test tasks; choose another seed or eval_seed")
         return self
@@ -191,6 +208,7 @@ class ClassificationConfig(BaseConfig):
     """A multimodal few-shot image classification run (paper defaults, Appendix B)."""
 
     task: str = "classification"
+    THREAD_FAMILY: typing.ClassVar[str] = "images"
     datasets: list[str] = field(default_factory=lambda: ["omniglot", "mini_imagenet"])
     num_ways: int = 5
     num_shots: int = 1
@@ -275,6 +293,10 @@ def config_from_dict(values: Mapping[str, Any]) -> RunConfig:
 def _coerce(kind: type, key: str, value: Any) -> Any:
     """Check ``value`` against the type of field ``key`` of ``kind``; ints widen to floats."""
     hint = typing.get_type_hints(kind)[key]
+    if hint == IntOrAuto:
+        if isinstance(value, bool) or not isinstance(value, (int, str)):
+            raise ConfigError(f"{key} must be auto or a positive number, got {value!r}")
+        return value
     optional = typing.get_origin(hint) is typing.Union and type(None) in typing.get_args(hint)
     if optional:
         if value is None:

@@ -75,11 +75,6 @@ class Distributed:
             return f"cuda:{self.local_rank}"
         return configured
 
-    def set_threads(self) -> None:
-        """On CPUs, share the machine's cores among the local ranks unless ``OMP_NUM_THREADS`` says otherwise."""
-        if self.active and not os.environ.get("OMP_NUM_THREADS", "").strip():
-            torch.set_num_threads(max(1, (os.cpu_count() or 1) // self.local_world))
-
     def shard(self, num_tasks: int) -> slice:
         """This rank's tasks of a meta-batch: a contiguous ``num_tasks / world`` of them."""
         if num_tasks % self.world:

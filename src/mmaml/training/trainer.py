@@ -21,6 +21,7 @@ from mmaml.training.distributed import SINGLE, Distributed
 from mmaml.training.metrics_log import MetricsLog
 from mmaml.training.run_dir import CONFIG_NAME, checkpoint_path, config_from_state, config_to_yaml, seed_everything
 from mmaml.training.run_lock import RunLock, ensure_free
+from mmaml.training.threads import configure_threads
 
 
 
@@ -133,6 +134,7 @@ class Trainer:
                     f"only {', '.join(sorted(RESUMABLE_KEYS))} may change on resume"
                 )
         self.config = config.validate()
+        self.threads = configure_threads(self.config, dist.local_world)  # before anything builds a tensor
         self.device = resolve_device(dist.device(config.device))
         self.generator = seed_everything(config.seed)
         self.algorithm = build_algorithm(self.config, self.device, self.generator, dist)
@@ -160,6 +162,7 @@ class Trainer:
     def state(self) -> dict:
         return {
             "config": self.config.to_dict(),
+            "threads": {k: v for k, v in self.threads.items() if k != "line"},  # what this process ran with
             "iteration": self.iteration,
             "elapsed_seconds": self.elapsed,
             "model": self.model.state_dict(),
