@@ -481,18 +481,26 @@ def main() -> int:
     parser.add_argument("--skip-iterations", action="store_true")
     parser.add_argument("--reference", action="store_true",
                         help="also time the reference TRPO step (part 2 and, on the same rollouts, part 3)")
+    parser.add_argument("--malloc", choices=("keep", "default"), default="keep",
+                        help="keep: glibc keeps freed memory for reuse, as training sets it "
+                             "(mmaml.training.allocator); default: glibc's own settings")
     parser.add_argument("--json", help="also write the results to this file")
     args = parser.parse_args()
     if args.repeats < 1:
         parser.error("--repeats must be at least 1")
     torch.set_num_threads(args.threads)
+    if args.malloc == "keep":
+        from mmaml.training.allocator import keep_freed_memory
+
+        keep_freed_memory()
 
     info = machine_info(args.threads)
     started, pressure0 = time.perf_counter(), cpu_pressure_total()
     la = info["loadavg_start"]
     print("# Meta-RL benchmark\n")
     print(f"torch {info['torch']}, gymnasium {info['gymnasium']}, numpy {info['numpy']}, Python {info['python']}; "
-          f"CPU {info['cpu']} ({info['cpus']} logical CPUs); torch threads {torch.get_num_threads()}")
+          f"CPU {info['cpu']} ({info['cpus']} logical CPUs); torch threads {torch.get_num_threads()}; "
+          f"malloc {args.malloc}")
     if la is not None:
         busy = "other processes were loading the machine" if la[0] > 0.5 else "machine idle"
         print(f"load average at start (1/5/15 min): {la[0]:.2f} / {la[1]:.2f} / {la[2]:.2f} "

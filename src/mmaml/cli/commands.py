@@ -103,12 +103,14 @@ def run_eval(
     from mmaml.training.config import ClassificationConfig
     from mmaml.training.evaluation import evaluate
     from mmaml.training.run_dir import load_run
+    from mmaml.training.allocator import keep_freed_memory
     from mmaml.training.threads import configure_threads
 
     _check_eval_flags(steps, output)  # a given --output; the default lies in the run folder load_run checks
     output = Path(run_dir) / "eval.json" if output is None else Path(output)
     config, model, state = load_run(run_dir)
     configure_threads(config, 1 if dist is None else dist.local_world)
+    keep_freed_memory()
     started = time.perf_counter()
     if config.task == "rl":
         from mmaml.cli.rl_commands import rl_eval

@@ -21,6 +21,7 @@ from mmaml.training.distributed import SINGLE, Distributed
 from mmaml.training.metrics_log import MetricsLog
 from mmaml.training.run_dir import CONFIG_NAME, checkpoint_path, config_from_state, config_to_yaml, seed_everything
 from mmaml.training.run_lock import RunLock, ensure_free
+from mmaml.training.allocator import keep_freed_memory
 from mmaml.training.threads import configure_threads
 
 
@@ -135,6 +136,7 @@ class Trainer:
                 )
         self.config = config.validate()
         self.threads = configure_threads(self.config, dist.local_world)  # before anything builds a tensor
+        keep_freed_memory()
         self.device = resolve_device(dist.device(config.device))
         self.generator = seed_everything(config.seed)
         self.algorithm = build_algorithm(self.config, self.device, self.generator, dist)
