@@ -9,6 +9,11 @@ for the whole measurement. The half-cheetah is also timed with its physics on
 every core (``sim_threads``). What ``threads: auto`` chooses per family is
 printed beside the measurements (:mod:`mmaml.training.threads`).
 
+First, what the CPUs give together: one CPU-bound kernel (a one-thread float32
+matmul loop, and a pure-Python loop) timed alone and as that many copies at
+once; the copies' throughput over one copy's says how much a second core can
+add at most (near 1 when the "cores" share one physical core).
+
     python benchmarks/bench_threads.py [--families regression,images,rl-2d,cheetah] [--json FILE]
 """
 
@@ -69,6 +74,22 @@ def measure(family: str, threads: int, sim_threads: int, busy: bool, quick: bool
         return seconds(family, out)
 
 
+KERNELS = {
+    "matmul": "import time, torch\ntorch.set_num_threads(1)\na = torch.randn(40000, 64); w = torch.randn(64, 64)\n"
+              "[a @ w for _ in range(20)]\nt = time.perf_counter()\n[a @ w for _ in range(400)]\n"
+              "print(time.perf_counter() - t)",
+    "python": "import time\nt = time.perf_counter()\nx = 0\nfor i in range(20_000_000): x += i\n"
+              "print(time.perf_counter() - t)",
+}
+
+
+def co_run(kernel: str, copies: int) -> list[float]:
+    """Seconds of each of ``copies`` simultaneous runs of ``kernel``."""
+    procs = [subprocess.Popen([sys.executable, "-c", KERNELS[kernel]], stdout=subprocess.PIPE, text=True)
+             for _ in range(copies)]
+    return [float(p.communicate()[0]) for p in procs]
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--families", default=",".join(FAMILIES))
@@ -79,6 +100,17 @@ def main() -> int:
     from mmaml.training.threads import family_threads
 
     started = time.perf_counter()
+    print(f"# What {CPUS} CPUs give together\n")
+    print("| kernel | one copy alone, s | each of the copies at once, s | throughput of the copies over one |")
+    print("|---|---:|---:|---:|")
+    machine = {}
+    for kernel in KERNELS:
+        alone = min(co_run(kernel, 1)[0] for _ in range(2))
+        together = co_run(kernel, CPUS)
+        machine[kernel] = {"alone": alone, "together": together, "throughput": sum(alone / t for t in together)}
+        print(f"| {kernel} | {alone:.2f} | {', '.join(f'{t:.2f}' for t in together)} | "
+              f"{machine[kernel]['throughput']:.2f}x |", flush=True)
+    print()
     print(f"# Thread defaults ({CPUS} usable CPUs; s/iteration, median of timed blocks)\n")
     print("| family (preset) | torch threads | physics threads | idle s/it | busy s/it | auto picks (idle) |")
     print("|---|---:|---:|---:|---:|---:|")
@@ -97,7 +129,7 @@ def main() -> int:
     print(f"\nrun took {time.perf_counter() - started:.0f}s")
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"cpus": CPUS, "rows": rows}, f, indent=2)
+            json.dump({"cpus": CPUS, "machine": machine, "rows": rows}, f, indent=2)
     return 0
 
 
