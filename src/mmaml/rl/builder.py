@@ -13,7 +13,7 @@ from mmaml.training.threads import resolve_sim_threads
 
 
 def build_env(config: RLConfig) -> BatchedEnv:
-    return make_batched(config.env, resolve_sim_threads(config.sim_threads))
+    return make_batched(config.env, resolve_sim_threads(config.sim_threads), config.normalize_actions)
 
 
 def build_policy_metalearner(config: RLConfig, env: BatchedEnv | None = None) -> PolicyMetaLearner:

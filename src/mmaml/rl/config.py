@@ -52,6 +52,10 @@ class RLConfig(RunConfig):
     ppo_epochs: int = 5
     ppo_clip: float = 0.1
     ppo_lr: float = 1e-3
+    # the policy acts in the env's normalised range, mapped linearly onto its action bounds (navigation: [-1, 1]
+    # onto the velocity clip of 0.1; half-cheetah: [-10, 10] onto the actuators' [-1, 1]; the point mass's actions
+    # are normalised already); false: raw actions, clipped by the env (runs saved before the key)
+    normalize_actions: bool = False
     # simulation: threads of the MuJoCo envs' physics (half-cheetah; the results do not depend on it);
     # auto: every usable CPU
     sim_threads: IntOrAuto = "auto"

@@ -33,7 +33,8 @@ class BatchedEnv(abc.ABC):
     """T tasks x E episodes of one environment stepped together as tensors (float32, on goals.device).
 
     Subclasses set ``observation_dim``, ``action_dim``, ``state_dim``, ``horizon`` (and
-    ``goal_dim`` when it is not 2) and implement :meth:`_initial_state` (random start
+    ``goal_dim`` when it is not 2, and :attr:`normalized_action` where the references'
+    policies act in a normalised range) and implement :meth:`_initial_state` (random start
     states), :meth:`_transition`, :meth:`_observe`, :meth:`positions` and, where a
     goal-knowing reference controller exists, :meth:`oracle_action`. Environments
     whose state lives outside torch (a physics engine) override :meth:`_set_state`
@@ -45,11 +46,23 @@ class BatchedEnv(abc.ABC):
     state_dim: int
     horizon: int
     goal_dim: int = 2
+    # (policy range r, action bound b): with normalize_actions, an action a of the policy becomes
+    # clip(a, -r, r) * b / r before the environment's own step (the MAML and ProMP references' scaling);
+    # None where the env's actions are already in such a range (the point mass)
+    normalized_action: tuple[float, float] | None = None
 
     def __init__(self) -> None:
         self.goals: Tensor | None = None
         self.state: Tensor | None = None  # [T, E, state_dim]
         self.steps_taken: int = 0
+        self.normalize_actions = False
+
+    def environment_actions(self, actions: Tensor) -> Tensor:
+        """The actions ``[T, E, A]`` the environment's dynamics receive for the policy's ``actions``."""
+        if not self.normalize_actions or self.normalized_action is None:
+            return actions
+        policy_range, bound = self.normalized_action
+        return actions.clamp(-policy_range, policy_range) * (bound / policy_range)
 
     # --- interface -------------------------------------------------------------------
 
@@ -103,7 +116,7 @@ class BatchedEnv(abc.ABC):
         """Advance every episode by one step.
 
         Args:
-            actions: ``[T, E, action_dim]`` raw policy outputs.
+            actions: ``[T, E, action_dim]`` raw policy outputs (mapped by :meth:`environment_actions`).
 
         Returns:
             observations ``[T, E, observation_dim]`` and rewards ``[T, E]``.
@@ -116,7 +129,7 @@ class BatchedEnv(abc.ABC):
         if tuple(actions.shape) != expected:
             raise ValueError(f"actions must have shape {expected}, got {tuple(actions.shape)}")
         actions = actions.detach().to(device=self.state.device, dtype=torch.float32)
-        rewards = self._advance(actions)
+        rewards = self._advance(self.environment_actions(actions))
         self.steps_taken += 1
         return self._observe(), rewards
 

@@ -126,6 +126,7 @@ class BatchedHalfCheetah(BatchedEnv):
     """
 
     action_dim = 6
+    normalized_action = (10.0, ACTION_LIMIT)  # ProMP's normalised env: [-10, 10] onto the actuators' [-1, 1]
     state_dim = 18
     horizon = HORIZON
     goal_dim = 1

@@ -42,6 +42,7 @@ class BatchedNavigation2D(BatchedEnv):
     action_dim = 2
     state_dim = 2
     horizon = HORIZON
+    normalized_action = (1.0, ACTION_LIMIT)  # the MAML reference's policy range [-1, 1] onto the velocity clip
 
     def _initial_state(self, num_tasks: int, episodes: int, generator: torch.Generator | None) -> Tensor:
         return torch.zeros(num_tasks, episodes, self.state_dim)

@@ -128,10 +128,16 @@ def get_spec(name: str) -> EnvSpec:
         raise ValueError(f"unknown environment {name!r}; choose one of {sorted(ENVIRONMENTS)}") from None
 
 
-def make_batched(name: str, sim_threads: int = 1) -> BatchedEnv:
-    """A fresh batched env of ``name``; ``sim_threads`` physics threads for the MuJoCo envs."""
+def make_batched(name: str, sim_threads: int = 1, normalize_actions: bool = False) -> BatchedEnv:
+    """A fresh batched env of ``name``; ``sim_threads`` physics threads for the MuJoCo envs.
+
+    ``normalize_actions``: the policy acts in the env's normalised range (see
+    :attr:`BatchedEnv.normalized_action`; the point mass's actions are normalised already).
+    """
     spec = get_spec(name)
-    return spec.batched(sim_threads) if spec.mujoco else spec.batched()
+    env = spec.batched(sim_threads) if spec.mujoco else spec.batched()
+    env.normalize_actions = normalize_actions
+    return env
 
 
 def make_goals(name: str) -> GoalDistribution:
