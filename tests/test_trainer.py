@@ -135,6 +135,36 @@ def test_a_run_folder_is_trained_by_one_process_at_a_time(tmp_path):
     assert (run / "checkpoint.pt").read_bytes() == before
     waiting.train(stop_after=1)
     assert waiting.iteration == 4
+    assert not (run / ".train.lock").exists()  # a run that ended normally leaves no lock file
+
+
+def test_a_lock_taken_on_a_file_its_holder_removed_is_taken_again_on_the_new_file(tmp_path, monkeypatch):
+    """The race of removing a lock file: this process opens the file, its holder removes it and lets go, and
+    this process's flock then succeeds on the removed file. It must notice and lock the path's new file, or a
+    third process creating that file would train the run beside it."""
+    from mmaml.training import run_lock
+
+    run = tmp_path / "r"
+    run.mkdir()
+    (run / run_lock.LOCK_NAME).write_text("")
+    real_flock = run_lock.fcntl.flock
+    calls = []
+
+    def flock_after_the_holder_left(fd, op):
+        calls.append(fd)
+        if len(calls) == 1:
+            os.unlink(run / run_lock.LOCK_NAME)  # the holder removed the file between our open and our flock
+        return real_flock(fd, op)
+
+    monkeypatch.setattr(run_lock.fcntl, "flock", flock_after_the_holder_left)
+    lock = RunLock(run).acquire()
+    monkeypatch.setattr(run_lock.fcntl, "flock", real_flock)
+    assert len(calls) == 2  # locked the removed file, noticed, locked the path's new file
+    assert lock_holder(run) == os.getpid()  # the lock is on the file at the path
+    with pytest.raises(CheckpointError, match="being trained by another process"):
+        RunLock(run).acquire()
+    lock.release()
+    assert lock_holder(run) is None and not (run / run_lock.LOCK_NAME).exists()
 
 
 def test_a_trainer_refuses_a_checkpoint_that_changed_after_it_loaded(tmp_path):

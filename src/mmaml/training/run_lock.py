@@ -5,8 +5,10 @@ started with overlapping rows) would each continue from the same checkpoint and
 overwrite each other's checkpoints and ``metrics.csv``. Training therefore holds
 an advisory lock (``flock``) on ``<run>/.train.lock`` while it runs; the
 operating system drops the lock when the process ends, however it ends, so a
-crash never leaves a stale lock behind. On systems without ``fcntl`` (Windows)
-the lock is a no-op.
+crash never leaves a stale lock behind. A process that ends normally also removes
+the file (while it still holds the lock; a process that took the lock on a file
+removed meanwhile notices and takes it again on the path's new file). On systems
+without ``fcntl`` (Windows) the lock is a no-op.
 
 Example::
 
@@ -61,21 +63,30 @@ class RunLock:
         if fcntl is None or self._fd is not None:
             return self
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            pid = _read_pid(fd)
-            os.close(fd)
-            raise CheckpointError(_busy_message(self.run_dir, pid)) from None
+        while True:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                pid = _read_pid(fd)
+                os.close(fd)
+                raise CheckpointError(_busy_message(self.run_dir, pid)) from None
+            if _same_file(fd, self.path):
+                break
+            os.close(fd)  # the holder removed this file as it finished: lock the path's new one
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
         self._fd = fd
         return self
 
-    def release(self) -> None:
-        """Drop the lock (closing the file releases it); the lock file itself stays."""
+    def release(self, remove: bool = True) -> None:
+        """Drop the lock; ``remove``: delete the lock file first (while holding it), as a normal end does."""
         if self._fd is not None:
+            if remove and _same_file(self._fd, self.path):
+                try:
+                    os.unlink(self.path)
+                except OSError:
+                    pass
             os.close(self._fd)
             self._fd = None
 
@@ -86,7 +97,17 @@ class RunLock:
         self.release()
 
     def __del__(self):
-        self.release()
+        self.release(remove=False)
+
+
+def _same_file(fd: int, path: Path) -> bool:
+    """Whether the open file ``fd`` is still the file at ``path``."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return False
+    own = os.fstat(fd)
+    return (st.st_dev, st.st_ino) == (own.st_dev, own.st_ino)
 
 
 def lock_holder(run_dir: Path) -> int | None:
