@@ -51,6 +51,8 @@ class RLAlgorithm:
         self.goals = make_goals(config.env)
         self.model = build_policy_metalearner(config, self.env).to(device)
         self.settings = trpo_settings(config)
+        self.divergence_hint = ("lower inner_lr (or ppo_lr)" if config.outer_optimizer == "ppo"
+                                else "lower inner_lr (or max_kl)")
         self.trpo = trpo_step  # benchmarks/bench_rl.py --reference swaps in the reference step beside it
         self.optimizer = None
         if config.outer_optimizer == "ppo":

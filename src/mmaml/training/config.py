@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -71,6 +72,12 @@ class RunConfig:
     def validate(self) -> "RunConfig":
         """Raise :class:`ConfigError` naming the first invalid value."""
         bad = self.bad
+        for f in dataclasses.fields(self):  # no setting is meant to be infinite or NaN
+            value = getattr(self, f.name)
+            values = value if isinstance(value, list) else [value]
+            if any(isinstance(v, float) and not math.isfinite(v) for v in values):
+                optional = "null" in str(f.type) or "Optional" in str(f.type)
+                bad(f.name, "must be a finite number" + (", or null for none" if optional else ""))
         if self.method not in self.METHODS:
             bad("method", f"choose one of {', '.join(self.METHODS)}")
         for key in ("iterations", "log_every", "checkpoint_every", "eval_tasks", "max_nonfinite_steps"):

@@ -26,6 +26,7 @@ class SupervisedAlgorithm:
     """Meta-training of a :class:`GradientMetaLearner` on the task distribution of ``config``."""
 
     columns = ("loss", "grad_norm", "skipped_steps")
+    divergence_hint = "lower meta_lr (or clip the inner gradients)"
 
     def __init__(self, config: BaseConfig, device: torch.device, generator: torch.Generator,
                  dist: Distributed = SINGLE):

@@ -37,6 +37,7 @@ class Algorithm(Protocol):
 
     model: nn.Module
     columns: tuple[str, ...]
+    divergence_hint: str  # what to change when training diverges, e.g. "lower meta_lr"
 
     def step(self) -> dict[str, float]: ...
     def summarize(self, window: list[dict[str, float]]) -> dict[str, float]: ...
@@ -242,8 +243,7 @@ class Trainer:
                             else "no checkpoint had been saved yet")
                     raise TrainingDiverged(
                         f"training diverged at iteration {self.iteration}: {nonfinite} consecutive meta-batches had a "
-                        f"non-finite loss or gradient; {kept}; lower meta_lr (or clip the inner gradients) and retrain "
-                        f"or --resume")
+                        f"non-finite loss or gradient; {kept}; {self.algorithm.divergence_hint} and retrain or --resume")
                 if self.iteration % config.checkpoint_every == 0 or self.iteration == end:
                     self.save()
         except KeyboardInterrupt:
