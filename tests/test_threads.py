@@ -110,7 +110,10 @@ def test_train_prints_the_threads_it_chose(tmp_path, capsys, keep_torch_threads,
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     assert main(["train", "regression-2modes-maml", "--out", str(tmp_path / "run"), "--iterations", "1",
                  "--no-progress", "--no-tensorboard"]) == 0
-    assert "threads: torch 1 (from OMP_NUM_THREADS)" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "threads: torch 1 (from OMP_NUM_THREADS)" in out
+    # the closing line says which loss it shows, unlike metrics.csv's window means
+    assert "loss of the last meta-batch" in out and "metrics.csv: means over every log_every iterations" in out
 
 
 def test_the_half_cheetah_env_gets_the_resolved_physics_threads():

@@ -64,7 +64,8 @@ def _train(args, config, dist) -> int:
               file=sys.stderr)
         return 130
     if result.final_loss is not None:
-        print(f"trained {result.iteration} iterations in {result.seconds:.0f}s; final loss {result.final_loss:.4f}")
+        print(f"trained {result.iteration} iterations in {result.seconds:.0f}s; loss of the last meta-batch "
+              f"{result.final_loss:.4f} (metrics.csv: means over every log_every iterations)")
     else:
         returns = [v for k, v in (result.final_metrics or {}).items() if k.startswith("return_step")]
         shown = ", ".join(f"{r:.2f}" for r in returns)
