@@ -241,7 +241,7 @@ def test_terminating_reproduce_stops_the_rows_it_started(tmp_path):
         os.kill(child, 0)
     assert lock_holder(run_dir) is None
     # the row stopped on its own signal handler (not killed), telling how to resume
-    assert "interrupted; resume from the last checkpoint" in (run_dir / "train.log").read_text()
+    assert "interrupted; the checkpoint holds iteration" in (run_dir / "train.log").read_text()
 
 
 def test_learning_curves_use_a_running_median_that_ignores_single_spikes():

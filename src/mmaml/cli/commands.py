@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -23,16 +24,60 @@ def cmd_presets(args) -> int:
 
 
 def _train_config(args):
-    from mmaml.training.config import apply_overrides, parse_assignment
+    from mmaml.training.config import apply_overrides
     from mmaml.training.presets import resolve
 
-    config = resolve(args.config)
+    config = apply_overrides(resolve(args.config), _given_overrides(args)).validate()
+    return _resumed_config(args, config) if args.resume else config
+
+
+def _given_overrides(args) -> dict:
+    """The settings given on the command line: ``--set`` values, ``--iterations`` and ``--seed``."""
+    from mmaml.training.config import parse_assignment
+
     overrides = dict(parse_assignment(s) for s in args.set)
     if args.iterations is not None:
         overrides["iterations"] = args.iterations
     if args.seed is not None:
         overrides["seed"] = args.seed
-    return apply_overrides(config, overrides).validate()
+    return overrides
+
+
+# what makes a run the run it is: a preset that differs from a saved run here names another run
+IDENTITY_KEYS = ("task", "method", "env", "modes", "datasets", "modulation")
+
+
+def _resumed_config(args, config):
+    """The saved run's config, with the settings given on the command line.
+
+    Resume takes every setting from the run itself (its iterations, log_every, ... included). A given
+    resumable setting (iterations, log_every, checkpoint_every, threads, ...) that differs from the run's is
+    an override, and is said; a given setting that would change the computation is refused, as is a preset
+    that names another run (another task, method, environment, modes, data sets or modulation).
+    """
+    from mmaml.training.checkpoint import load_checkpoint
+    from mmaml.training.config import RESUMABLE_KEYS, apply_overrides, config_differences
+    from mmaml.training.run_dir import checkpoint_path, config_from_state
+
+    ckpt = checkpoint_path(args.out)
+    if not ckpt.exists():
+        return config  # the trainer says there is nothing to resume
+    saved = config_from_state(load_checkpoint(ckpt), ckpt)
+    other = [k for k in IDENTITY_KEYS if hasattr(saved, k) and getattr(config, k, None) != getattr(saved, k)]
+    if other:
+        raise ConfigError(f"{args.out} holds another run than {args.config} ({', '.join(other)} differ); resume it "
+                          f"with the preset it was trained from, or choose another --out")
+    given = _given_overrides(args)
+    resumed = apply_overrides(saved, given).validate()
+    changed = config_differences(resumed, saved)
+    if changed:
+        values = ", ".join(f"{k}={getattr(resumed, k)!r} (the run has {getattr(saved, k)!r})" for k in changed)
+        raise ConfigError(f"cannot resume {args.out} with {values}: that changes what the run computes; only "
+                          f"{', '.join(sorted(RESUMABLE_KEYS))} may change on resume")
+    if os.environ.get("RANK", "0") == "0":  # under torchrun, rank 0 alone says it
+        for key in sorted(k for k in RESUMABLE_KEYS & given.keys() if getattr(saved, k, None) != getattr(resumed, k)):
+            print(f"resuming with {key}={getattr(resumed, key)} (the run had {getattr(saved, key)})")
+    return resumed
 
 
 def cmd_train(args) -> int:
@@ -60,8 +105,17 @@ def _train(args, config, dist) -> int:
     if not dist.is_main:
         return 130 if result.interrupted else 0
     if result.interrupted:
-        print(f"interrupted; resume from the last checkpoint with: mmaml train {args.config} --out {args.out} --resume",
-              file=sys.stderr)
+        from mmaml.training.checkpoint import load_checkpoint
+        from mmaml.training.run_dir import checkpoint_path
+
+        ckpt = checkpoint_path(args.out)
+        if ckpt.exists():
+            saved = int(load_checkpoint(ckpt)["iteration"])
+            print(f"interrupted; the checkpoint holds iteration {saved} of {config.iterations}; resume with: "
+                  f"mmaml train {args.config} --out {args.out} --resume", file=sys.stderr)
+        else:
+            print(f"interrupted before any checkpoint was saved; start again with: mmaml train {args.config} "
+                  f"--out {args.out}", file=sys.stderr)
         return 130
     if result.final_loss is not None:
         print(f"trained {result.iteration} iterations in {result.seconds:.0f}s; loss of the last meta-batch "

@@ -43,8 +43,9 @@ def check_config_file(run_dir: Path, config: BaseConfig, source: Path) -> None:
                               f"checkpoint's own config") from None
     differs = sorted(k for k, v in config.to_dict().items() if k not in RESUMABLE_KEYS and folder.get(k) != v)
     if differs:
-        raise CheckpointError(f"checkpoint {source} does not belong to the run in {written} ({', '.join(differs)} "
-                              "differ); put the checkpoint back in its own run folder")
+        raise CheckpointError(f"{written} and checkpoint {source} disagree on {', '.join(differs)}: either "
+                              f"{written.name} was edited (restore it, or delete it to use the checkpoint's own "
+                              "config) or the checkpoint comes from another run (put it back in its own folder)")
 
 
 def load_run(run_dir: Path, device: str | None = None) -> tuple[BaseConfig, GradientMetaLearner, dict]:

@@ -16,10 +16,12 @@ from tqdm.auto import tqdm
 from mmaml.errors import CheckpointError, ConfigError, TrainingDiverged
 from mmaml.training.builder import resolve_device
 from mmaml.training.checkpoint import atomic_write_text, load_checkpoint, save_checkpoint
+from mmaml.training.interrupts import StopRequest
 from mmaml.training.config import RESUMABLE_KEYS, RunConfig, config_differences
 from mmaml.training.distributed import SINGLE, Distributed
 from mmaml.training.metrics_log import MetricsLog
-from mmaml.training.run_dir import CONFIG_NAME, checkpoint_path, config_from_state, config_to_yaml, seed_everything
+from mmaml.training.run_dir import (CONFIG_NAME, check_config_file, checkpoint_path, config_from_state,
+                                   config_to_yaml, seed_everything)
 from mmaml.training.run_lock import RunLock, ensure_free
 from mmaml.training.allocator import keep_freed_memory
 from mmaml.training.threads import configure_threads
@@ -129,6 +131,7 @@ class Trainer:
                 raise CheckpointError(f"nothing to resume: no checkpoint in {self.run_dir}; drop --resume to start a new run")
             state = load_checkpoint(ckpt)
             saved = config_from_state(state, ckpt)
+            check_config_file(self.run_dir, saved, ckpt)  # an edited config.yaml is refused, not overwritten
             differs = config_differences(config, saved)
             if differs:
                 raise ConfigError(
@@ -208,50 +211,60 @@ class Trainer:
         bar = tqdm(total=config.iterations, initial=self.iteration, disable=not self.progress,
                    desc=self.run_dir.name, unit="it", dynamic_ncols=True)
         window: list[dict[str, float]] = []
-        last_loss = None
-        last_metrics = None
         window_start = time.perf_counter()
         interrupted = False
-        nonfinite = 0
+        self._last_loss = self._last_metrics = None
+        stop = StopRequest(say=None if self.dist.is_main else (lambda text: None))
         try:
-            while self.iteration < end:
-                t0 = time.perf_counter()
-                self.algorithm.iteration = self.iteration  # per-iteration task generators key on it
-                metrics = self.step()
-                self.iteration += 1
-                self.elapsed += time.perf_counter() - t0
-                window.append(metrics)
-                last_loss = metrics.get("loss")
-                last_metrics = metrics
-                bar.update(1)
-                nonfinite = nonfinite + 1 if metrics.get("nonfinite") else 0
-                diverged = nonfinite >= config.max_nonfinite_steps
-                if diverged or self.iteration % config.log_every == 0 or self.iteration == end:
-                    now = time.perf_counter()
-                    summary = self.algorithm.summarize(window)
-                    log.log({
-                        "iteration": self.iteration,
-                        **summary,
-                        "seconds_per_iteration": (now - window_start) / len(window),
-                        "elapsed_seconds": self.elapsed,
-                    })
-                    bar.set_postfix(**self.algorithm.progress(summary))
-                    window, window_start = [], now
-                if diverged:
-                    saved = _saved_iteration(checkpoint_path(self.run_dir))
-                    kept = (f"the checkpoint of iteration {saved} is kept" if saved is not None
-                            else "no checkpoint had been saved yet")
-                    raise TrainingDiverged(
-                        f"training diverged at iteration {self.iteration}: {nonfinite} consecutive meta-batches had a "
-                        f"non-finite loss or gradient; {kept}; {self.algorithm.divergence_hint} and retrain or --resume")
-                if self.iteration % config.checkpoint_every == 0 or self.iteration == end:
-                    self.save()
-        except KeyboardInterrupt:
+            with stop:
+                interrupted = self._loop(end, log, bar, window, window_start, stop)
+        except KeyboardInterrupt:  # a second interrupt, inside an iteration: the last checkpoint stays
             interrupted = True
         finally:
             bar.close()
             log.close()
-        return TrainResult(self.run_dir, self.iteration, self.elapsed, last_loss, interrupted, last_metrics)
+        return TrainResult(self.run_dir, self.iteration, self.elapsed, self._last_loss, interrupted, self._last_metrics)
+
+    def _loop(self, end: int, log, bar, window: list, window_start: float, stop: StopRequest) -> bool:
+        """Run iterations up to ``end``; True when a stop was requested (the completed iteration is saved)."""
+        config = self.config
+        nonfinite = 0
+        while self.iteration < end:
+            t0 = time.perf_counter()
+            self.algorithm.iteration = self.iteration  # per-iteration task generators key on it
+            metrics = self.step()
+            self.iteration += 1
+            self.elapsed += time.perf_counter() - t0
+            window.append(metrics)
+            self._last_loss = metrics.get("loss")
+            self._last_metrics = metrics
+            bar.update(1)
+            nonfinite = nonfinite + 1 if metrics.get("nonfinite") else 0
+            diverged = nonfinite >= config.max_nonfinite_steps
+            if diverged or self.iteration % config.log_every == 0 or self.iteration == end:
+                now = time.perf_counter()
+                summary = self.algorithm.summarize(window)
+                log.log({
+                    "iteration": self.iteration,
+                    **summary,
+                    "seconds_per_iteration": (now - window_start) / len(window),
+                    "elapsed_seconds": self.elapsed,
+                })
+                bar.set_postfix(**self.algorithm.progress(summary))
+                window, window_start = [], now
+            if diverged:
+                saved = _saved_iteration(checkpoint_path(self.run_dir))
+                kept = (f"the checkpoint of iteration {saved} is kept" if saved is not None
+                        else "no checkpoint had been saved yet")
+                raise TrainingDiverged(
+                    f"training diverged at iteration {self.iteration}: {nonfinite} consecutive meta-batches had a "
+                    f"non-finite loss or gradient; {kept}; {self.algorithm.divergence_hint} and retrain or --resume")
+            stopping = self.dist.active and self.dist.mean(float(stop.requested)) > 0 or stop.requested
+            if stopping or self.iteration % config.checkpoint_every == 0 or self.iteration == end:
+                self.save()
+            if stopping:
+                return True
+        return False
 
 
 def _saved_iteration(path: Path) -> int | None:
