@@ -148,10 +148,12 @@ def run_eval(
     seed: int | None = None,
     output: Path | None = None,
     dist=None,
+    checkpoint: str = "last",
 ) -> dict:
     """Evaluate a run on fresh test tasks and write ``output`` (default ``DIR/eval.json``, atomically).
 
-    The per-task scores go beside it, in ``<output stem>_per_task.json``.
+    The per-task scores go beside it, in ``<output stem>_per_task.json``. ``checkpoint``: the run's
+    ``last`` checkpoint or its ``best`` by validation (``best.pt``; default output ``DIR/eval_best.json``).
     """
     from mmaml.training.builder import build_tasks
     from mmaml.training.checkpoint import atomic_write_text
@@ -162,8 +164,9 @@ def run_eval(
     from mmaml.training.threads import configure_threads
 
     _check_eval_flags(steps, output)  # a given --output; the default lies in the run folder load_run checks
-    output = Path(run_dir) / "eval.json" if output is None else Path(output)
-    config, model, state = load_run(run_dir)
+    default = "eval.json" if checkpoint == "last" else f"eval_{checkpoint}.json"
+    output = Path(run_dir) / default if output is None else Path(output)
+    config, model, state = load_run(run_dir, checkpoint=checkpoint)
     configure_threads(config, 1 if dist is None else dist.local_world)
     keep_freed_memory()
     started = time.perf_counter()
@@ -177,7 +180,7 @@ def run_eval(
             if not dist.is_main:
                 return {}
             dist = None
-        return rl_eval(run_dir, config, model, state, tasks, steps, seed, output, dist)
+        return rl_eval(run_dir, config, model, state, tasks, steps, seed, output, dist, checkpoint)
     images = isinstance(config, ClassificationConfig)
     result = evaluate(
         model,
@@ -190,6 +193,7 @@ def run_eval(
     )
     result["seconds"] = time.perf_counter() - started
     result["iterations"] = int(state["iteration"])
+    result["checkpoint"] = checkpoint
     result["method"] = config.method
     result["modulation"] = config.modulation if config.method == "mumomaml" else None
     result["modes"] = list(config.mode_names)
@@ -289,7 +293,8 @@ def cmd_eval(args) -> int:
 
     dist = Distributed.from_environment()  # torchrun's ranks share the test tasks; a single process otherwise
     try:
-        result = run_eval(args.run, args.tasks, args.steps, args.seed, args.output, dist=dist)
+        result = run_eval(args.run, args.tasks, args.steps, args.seed, args.output, dist=dist,
+                          checkpoint=args.checkpoint)
         return _report_eval(args, result) if dist.is_main else 0
     finally:
         dist.close()

@@ -79,7 +79,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tasks", type=_positive_int, metavar="N", help="test tasks (default: the config's eval_tasks, 2000)")
     p.add_argument("--steps", type=_int, metavar="S", help="inner steps (default: the config's eval_inner_steps)")
     p.add_argument("--seed", type=_int, metavar="S", help="evaluation seed (default: the config's eval_seed)")
-    p.add_argument("--output", type=Path, metavar="FILE", help="where to write the result (default: DIR/eval.json)")
+    p.add_argument("--output", type=Path, metavar="FILE",
+                   help="where to write the result (default: DIR/eval.json; DIR/eval_best.json for --checkpoint best)")
+    p.add_argument("--checkpoint", choices=["last", "best"], default="last",
+                   help="the last checkpoint, or the best by validation (best.pt, meta-RL runs that validate)")
 
     p = sub.add_parser("compare", help="score runs on the same test tasks; paired differences to the first run")
     p.add_argument("runs", metavar="DIR", type=Path, nargs="+", help="the reference run first, then the others")

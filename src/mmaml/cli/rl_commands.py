@@ -18,7 +18,7 @@ def _label(run_dir: Path, config) -> str:
 
 
 def rl_eval(run_dir: Path, config, model, state: dict, tasks: int | None, steps: int | None, seed: int | None,
-            output: Path, dist=None) -> dict[str, Any]:
+            output: Path, dist=None, checkpoint: str = "last") -> dict[str, Any]:
     """Evaluate an RL run on fresh test tasks; write ``output`` and ``<stem>_per_task.json`` beside it.
 
     ``dist``: torchrun's ranks share the test tasks (see :mod:`mmaml.rl.evaluation`); rank 0 writes."""
@@ -34,6 +34,7 @@ def rl_eval(run_dir: Path, config, model, state: dict, tasks: int | None, steps:
     # the same test goals, one episode each: what doing nothing and a goal-knowing controller score
     result["reference_returns"] = reference_returns(config.env, result["num_tasks"], seed)
     result["iterations"] = int(state["iteration"])
+    result["checkpoint"] = checkpoint
     result["method"] = config.method
     result["env"] = config.env
     result["modes"] = list(config.mode_names)

@@ -12,10 +12,12 @@ import math
 import time
 
 import torch
+from torch import Tensor
 
 from mmaml.rl.builder import build_env, build_policy_metalearner
 from mmaml.rl.config import RLConfig
 from mmaml.rl.envs.registry import make_goals
+from mmaml.rl.evaluation import per_task_returns
 from mmaml.rl.maml_ppo import PPOSettings, ppo_step
 from mmaml.rl.maml_trpo import TRPOSettings, TRPOStats, trpo_step
 from mmaml.rl.metalearner import Rollouts, rollout_adaptation
@@ -59,8 +61,11 @@ class RLAlgorithm:
             self.ppo = PPOSettings(config.ppo_epochs, config.ppo_clip, config.ppo_lr)
             self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.ppo_lr)
         steps = [f"return_step{k}" for k in range(config.inner_steps + 1)]
+        self.validation_steps = max(config.eval_inner_steps, config.inner_steps)
+        self.validation_columns = (tuple(f"val_return_step{k}" for k in range(self.validation_steps + 1))
+                                   if config.validate_every else ())
         self.columns = (*steps, "surrogate_before", "surrogate_after", "kl", "backtracks", "rejected_steps",
-                        "sample_seconds", "adapt_seconds", "trpo_seconds")
+                        "sample_seconds", "adapt_seconds", "trpo_seconds", *self.validation_columns)
 
     def step(self) -> dict[str, float]:
         timings: dict[str, float] = {"sample": 0.0, "adapt": 0.0}
@@ -73,7 +78,22 @@ class RLAlgorithm:
                    backtracks=float(stats.backtracks), rejected_steps=float(not stats.accepted),
                    sample_seconds=timings["sample"], adapt_seconds=timings["adapt"],
                    trpo_seconds=time.perf_counter() - started, nonfinite=not stats.finite)
+        if self.config.validate_every and (self.iteration + 1) % self.config.validate_every == 0:
+            scores = self.validate()
+            row.update({f"val_return_step{k}": float(r) for k, r in enumerate(scores)})
+            row["selection_score"] = float(scores[self.config.inner_steps])  # the trainer keeps best.pt by it
         return row
+
+    def validate(self) -> Tensor:
+        """``[S + 1]``: the average return on the validation goals after 0..S inner steps.
+
+        The goals and their episodes come from ``validation_seed`` alone (the same every time), never
+        from the training stream or the test goals, and drawing them leaves the training's generators as
+        they were.
+        """
+        returns, _ = per_task_returns(self.model, self.config, self.env, self.goals, self.config.validation_tasks,
+                                      self.config.validation_seed, self.validation_steps, self.dist)
+        return returns.double().mean(1)
 
     def sample(self, timings: dict[str, float] | None = None) -> tuple[Rollouts, slice]:
         """This iteration's goals and the adaptation protocol sampled for them: ``(rollouts, mine)``.
@@ -108,8 +128,11 @@ class RLAlgorithm:
         """Means over the logging window; ``rejected_steps`` is a count."""
         out = {}
         for key in self.columns:
-            values = [w[key] for w in window if math.isfinite(w[key])]
-            if key == "rejected_steps":
+            values = [w[key] for w in window if key in w and math.isfinite(w[key])]
+            if key in self.validation_columns:
+                if values:  # a window without validation leaves the column empty
+                    out[key] = sum(values) / len(values)
+            elif key == "rejected_steps":
                 out[key] = int(sum(w[key] for w in window))
             else:
                 out[key] = sum(values) / len(values) if values else float("nan")

@@ -59,6 +59,12 @@ class RLConfig(RunConfig):
     # simulation: threads of the MuJoCo envs' physics (half-cheetah; the results do not depend on it);
     # auto: every usable CPU
     sim_threads: IntOrAuto = "auto"
+    # validation: every validate_every iterations (0: never) the policy is scored on validation_tasks goals of
+    # validation_seed (neither the training seed nor eval_seed) after 0..max(eval_inner_steps, inner_steps) steps;
+    # best.pt keeps the checkpoint with the best validation return after inner_steps steps
+    validate_every: int = 20
+    validation_tasks: int = 40
+    validation_seed: int = 20190602
     # bookkeeping
     iterations: int = 500
     log_every: int = 1
@@ -106,6 +112,12 @@ class RLConfig(RunConfig):
             if getattr(self, key) < 1:
                 bad(key, "must be at least 1")
         self.check_int_or_auto("sim_threads")
+        if self.validate_every < 0:
+            bad("validate_every", "must not be negative (0: no validation)")
+        if self.validation_tasks < 1:
+            bad("validation_tasks", "must be at least 1")
+        if self.validation_seed in (self.seed, self.eval_seed):
+            bad("validation_seed", "equals seed or eval_seed; validation goals must come from a stream of their own")
         for key in ("inner_steps", "eval_inner_steps"):
             if getattr(self, key) < 0:
                 bad(key, "must not be negative")

@@ -277,7 +277,8 @@ def config_types() -> dict[str, type[RunConfig]]:
 GRAD_CLIP_GROUPS = ("per_group", "joint")
 # keys added after runs were saved without them, and the value those runs used (what a saved
 # config lacking the key means); presets and new runs get the field's default
-SAVED_RUN_DEFAULTS = {"grad_clip_groups": "joint", "task_rng": "stream", "normalize_actions": False}
+SAVED_RUN_DEFAULTS = {"grad_clip_groups": "joint", "task_rng": "stream", "normalize_actions": False,
+                      "validate_every": 0}
 
 
 def saved_config_from_dict(values: Mapping[str, Any]) -> RunConfig:

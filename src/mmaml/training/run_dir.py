@@ -14,10 +14,32 @@ from mmaml.training.checkpoint import CHECKPOINT_NAME, load_checkpoint
 from mmaml.training.config import RESUMABLE_KEYS, BaseConfig, saved_config_from_dict
 
 CONFIG_NAME = "config.yaml"
+BEST_NAME = "best.pt"
 
 
 def checkpoint_path(run_dir: Path) -> Path:
     return Path(run_dir) / CHECKPOINT_NAME
+
+
+def best_checkpoint_path(run_dir: Path) -> Path:
+    """``best.pt``: the checkpoint with the best validation score (meta-RL runs with ``validate_every``)."""
+    return Path(run_dir) / BEST_NAME
+
+
+CHECKPOINTS = ("last", "best")
+
+
+def chosen_checkpoint(run_dir: Path, which: str = "last") -> Path:
+    """The path of the run's ``last`` (``checkpoint.pt``) or ``best`` (``best.pt``) checkpoint."""
+    if which not in CHECKPOINTS:
+        raise ConfigError(f"unknown checkpoint {which!r}; choose last or best")
+    if which == "last":
+        return checkpoint_path(run_dir)
+    path = best_checkpoint_path(run_dir)
+    if not path.exists() and checkpoint_path(run_dir).exists():
+        raise CheckpointError(f"{run_dir} has no {BEST_NAME}: it was not validated yet (validate_every 0, or fewer "
+                              "iterations than it); use --checkpoint last")
+    return path
 
 
 def config_to_yaml(config: BaseConfig) -> str:
@@ -48,12 +70,14 @@ def check_config_file(run_dir: Path, config: BaseConfig, source: Path) -> None:
                               "config) or the checkpoint comes from another run (put it back in its own folder)")
 
 
-def load_run(run_dir: Path, device: str | None = None) -> tuple[BaseConfig, GradientMetaLearner, dict]:
-    """Rebuild the trained meta-learner of ``run_dir`` (on ``device`` or the config's)."""
+def load_run(run_dir: Path, device: str | None = None,
+             checkpoint: str = "last") -> tuple[BaseConfig, GradientMetaLearner, dict]:
+    """Rebuild the trained meta-learner of ``run_dir`` (on ``device`` or the config's) from its ``last`` or
+    ``best`` (by validation) checkpoint."""
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise CheckpointError(f"run folder {run_dir} does not exist; train first with 'mmaml train PRESET --out {run_dir}'")
-    path = checkpoint_path(run_dir)
+    path = chosen_checkpoint(run_dir, checkpoint)
     state = load_checkpoint(path)
     config = config_from_state(state, path)
     check_config_file(run_dir, config, path)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,8 +21,8 @@ from mmaml.training.interrupts import StopRequest
 from mmaml.training.config import RESUMABLE_KEYS, RunConfig, config_differences
 from mmaml.training.distributed import SINGLE, Distributed
 from mmaml.training.metrics_log import MetricsLog
-from mmaml.training.run_dir import (CONFIG_NAME, check_config_file, checkpoint_path, config_from_state,
-                                   config_to_yaml, seed_everything)
+from mmaml.training.run_dir import (CONFIG_NAME, best_checkpoint_path, check_config_file, checkpoint_path,
+                                   config_from_state, config_to_yaml, seed_everything)
 from mmaml.training.run_lock import RunLock, ensure_free
 from mmaml.training.allocator import keep_freed_memory
 from mmaml.training.threads import configure_threads
@@ -146,6 +147,7 @@ class Trainer:
         self.algorithm = build_algorithm(self.config, self.device, self.generator, dist)
         self.iteration = 0
         self.elapsed = 0.0
+        self.best_score = -math.inf  # the best validation score so far (best.pt holds its checkpoint)
         if state is not None:
             self.model.load_state_dict(state["model"])
             self.algorithm.load_state_dict(state)
@@ -153,6 +155,7 @@ class Trainer:
             torch.set_rng_state(state["torch_rng"])
             self.iteration = int(state["iteration"])
             self.elapsed = float(state.get("elapsed_seconds", 0.0))
+            self.best_score = float(state.get("best_score", -math.inf))
         self._lock = RunLock(self.run_dir) if dist.is_main else contextlib.nullcontext()
         self._checkpoint_stamp = _stamp(ckpt)
 
@@ -171,6 +174,7 @@ class Trainer:
             "threads": {k: v for k, v in self.threads.items() if k != "line"},  # what this process ran with
             "iteration": self.iteration,
             "elapsed_seconds": self.elapsed,
+            "best_score": self.best_score,
             "model": self.model.state_dict(),
             **self.algorithm.state_dict(),
             "task_rng": self.generator.get_state(),
@@ -183,6 +187,11 @@ class Trainer:
         ckpt = checkpoint_path(self.run_dir)
         save_checkpoint(ckpt, self.state())
         self._checkpoint_stamp = _stamp(ckpt)
+
+    def save_best(self) -> None:
+        """Write ``best.pt``: this iteration's checkpoint, the best by validation so far."""
+        if self.dist.is_main:
+            save_checkpoint(best_checkpoint_path(self.run_dir), self.state())
 
     def step(self) -> dict[str, float]:
         """One meta-iteration; the algorithm's metrics."""
@@ -239,6 +248,10 @@ class Trainer:
             self._last_loss = metrics.get("loss")
             self._last_metrics = metrics
             bar.update(1)
+            score = metrics.get("selection_score")  # validation runs only: keep the best checkpoint
+            if score is not None and math.isfinite(score) and score > self.best_score:
+                self.best_score = score
+                self.save_best()
             nonfinite = nonfinite + 1 if metrics.get("nonfinite") else 0
             diverged = nonfinite >= config.max_nonfinite_steps
             if diverged or self.iteration % config.log_every == 0 or self.iteration == end:
