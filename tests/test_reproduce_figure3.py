@@ -88,3 +88,31 @@ def test_rows_of_another_outer_loop_are_refused(figure_dir, capsys):
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "outer_optimizer: 'trpo' there, 'ppo' asked" in err
     assert (figure_dir / "figure3.csv").read_bytes() == table
+
+
+def test_best_checkpoints_scored_and_tabulated_beside_the_last(tmp_path, capsys):
+    """--checkpoint best: each row's best.pt (by validation) scored on the same test goals, into figure3_best.*,
+    while figure3.* stays the last checkpoints'."""
+    out = tmp_path / "fig"
+    validated = ["--set", "validate_every=1", "--set", "validation_tasks=2"]
+    assert main(["reproduce", "figure3", "--out", str(out), "--iterations", "3", "--envs", "navigation",
+                 "--checkpoint", "best", *TINY, *validated]) == 0
+    assert "figure3_best.md" in capsys.readouterr().out
+    rows = list(csv.DictReader((out / "figure3_best.csv").open()))
+    assert {(r["env"], r["method"]) for r in rows} == {("navigation", "MAML"), ("navigation", "MuMoMAML")}
+    for method in ("maml", "mumomaml"):
+        run = out / f"rl-navigation-{method}"
+        best = load_checkpoint(run / "best.pt")["iteration"]
+        result = json.loads((run / "eval_best.json").read_text())
+        assert result["checkpoint"] == "best" and result["iterations"] == best and result["num_tasks"] == 4
+        assert json.loads((run / "eval.json").read_text())["iterations"] == 3
+        assert {r["iterations"] for r in rows if r["method"] == ("MAML" if method == "maml" else "MuMoMAML")} == {
+            str(best)}
+    mumo = [r for r in rows if r["method"] == "MuMoMAML"]
+    assert all(r["vs_maml_mean"] != "" for r in mumo)  # both scored on the same test goals: paired
+    assert list(csv.DictReader((out / "figure3.csv").open()))[0]["iterations"] == "3"
+    # a second command finds the best checkpoints scored and leaves them
+    stamp = (out / "rl-navigation-maml" / "eval_best.json").stat().st_mtime_ns
+    assert main(["reproduce", "figure3", "--out", str(out), "--iterations", "3", "--envs", "navigation",
+                 "--checkpoint", "best", *TINY, *validated]) == 0
+    assert (out / "rl-navigation-maml" / "eval_best.json").stat().st_mtime_ns == stamp

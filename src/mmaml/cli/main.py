@@ -162,6 +162,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--eval-tasks", type=_positive_int, default=400, metavar="N",
                    help="test goals per row, the same for both methods (default 400)")
     r.add_argument("--jobs", type=_positive_int, default=1, metavar="J", help="rows trained at once")
+    r.add_argument("--checkpoint", choices=["last", "best"], default="last",
+                   help="best: also score each row's best checkpoint by validation, into figure3_best.md/.csv")
     _add_row_overrides(r, "sim_threads=2")
     r.add_argument("--no-progress", action="store_true")
     f = what.add_parser("figure2", help="Figure 2 panels from the trained rows in DIR")

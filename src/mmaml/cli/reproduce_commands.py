@@ -50,7 +50,8 @@ def reproduce_images(args) -> int:
 
 
 def reproduce_figure3(args) -> int:
-    from mmaml.reproduction.figure3 import check_rows, select_rl_rows, write_figures, write_table
+    from mmaml.reproduction.figure3 import (check_rows, evaluate_best, select_rl_rows, table_name, write_figures,
+                                            write_table)
 
     rows = select_rl_rows(args.envs, args.methods)
     everything = select_rl_rows(None, None)
@@ -58,6 +59,12 @@ def reproduce_figure3(args) -> int:
     code = _run_and_tabulate(args, rows, everything, write_table, "figure3.md", "figure3.csv")
     for path in write_figures(args.out, everything):
         print(f"wrote {path}")
+    if args.checkpoint == "best":  # the same rows, each scored again at its best checkpoint by validation
+        evaluate_best(args.out, rows, args.eval_tasks)
+        records = write_table(args.out, everything, "best")
+        name = table_name("best")
+        print(f"wrote {args.out / (name + '.md')} and {args.out / (name + '.csv')} ({len(records)} rows)")
+        print((args.out / f"{name}.md").read_text())
     return code
 
 

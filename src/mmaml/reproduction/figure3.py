@@ -29,7 +29,7 @@ from typing import Sequence
 from mmaml.errors import ConfigError
 from mmaml.reproduction.runner import evaluated_progress
 from mmaml.training.checkpoint import atomic_write_text, load_checkpoint
-from mmaml.training.run_dir import checkpoint_path
+from mmaml.training.run_dir import best_checkpoint_path, checkpoint_path
 
 ENVS = {"navigation": "2D navigation (bimodal)", "cheetah-speed": "half-cheetah target speed",
         "cheetah-location": "half-cheetah target location"}
@@ -56,10 +56,18 @@ def select_rl_rows(envs: Sequence[str] | None, methods: Sequence[str] | None) ->
     return [RLRow(e, m) for e in (envs or ENVS) for m in (methods or METHODS)]
 
 
-def _load(out: Path, row: RLRow) -> tuple[dict, dict, dict] | None:
-    """``(eval.json, eval_per_task.json, checkpoint state)`` of an evaluated row, else None."""
+def eval_name(checkpoint: str) -> str:
+    """The stem of a row's evaluation of its ``last`` (``eval``) or ``best`` (``eval_best``) checkpoint."""
+    return "eval" if checkpoint == "last" else f"eval_{checkpoint}"
+
+
+def _load(out: Path, row: RLRow, checkpoint: str = "last") -> tuple[dict, dict, dict] | None:
+    """``(eval.json, eval_per_task.json, checkpoint state)`` of an evaluated row, else None (``eval_best*``
+    and ``best.pt`` for the best checkpoint)."""
     run_dir = out / row.preset
-    paths = [run_dir / "eval.json", run_dir / "eval_per_task.json", checkpoint_path(run_dir)]
+    stem = eval_name(checkpoint)
+    ckpt = checkpoint_path(run_dir) if checkpoint == "last" else best_checkpoint_path(run_dir)
+    paths = [run_dir / f"{stem}.json", run_dir / f"{stem}_per_task.json", ckpt]
     if not all(p.exists() for p in paths):
         return None
     return json.loads(paths[0].read_text()), json.loads(paths[1].read_text()), load_checkpoint(paths[2])
@@ -80,9 +88,9 @@ def paired_by_step(reference: dict, other: dict, modes: Sequence[str]) -> list[d
                               mode, list(modes)) for k in range(steps)]
 
 
-def collect(out: Path, rows: Sequence[RLRow]) -> list[dict]:
+def collect(out: Path, rows: Sequence[RLRow], checkpoint: str = "last") -> list[dict]:
     """One record per evaluated row, with ``vs_maml`` (per step) for MuMoMAML where its MAML row was scored alike."""
-    loaded = {row: _load(out, row) for row in rows}
+    loaded = {row: _load(out, row, checkpoint) for row in rows}
     records = []
     for row in rows:
         if loaded[row] is None:
@@ -154,11 +162,35 @@ def render_csv(records: list[dict]) -> str:
     return buffer.getvalue()
 
 
-def write_table(out: Path, rows: Sequence[RLRow]) -> list[dict]:
-    records = collect(out, rows)
-    atomic_write_text(out / "figure3.md", render_markdown(records))
-    atomic_write_text(out / "figure3.csv", render_csv(records))
+def table_name(checkpoint: str) -> str:
+    """``figure3`` (last checkpoints) or ``figure3_best`` (best by validation)."""
+    return "figure3" if checkpoint == "last" else f"figure3_{checkpoint}"
+
+
+def write_table(out: Path, rows: Sequence[RLRow], checkpoint: str = "last") -> list[dict]:
+    records = collect(out, rows, checkpoint)
+    atomic_write_text(out / f"{table_name(checkpoint)}.md", render_markdown(records))
+    atomic_write_text(out / f"{table_name(checkpoint)}.csv", render_csv(records))
     return records
+
+
+def evaluate_best(out: Path, rows: Sequence[RLRow], eval_tasks: int, say=print) -> None:
+    """Score each trained row's ``best.pt`` on the test goals (``eval_best.json``) unless that is done already."""
+    from mmaml.cli.commands import run_eval
+
+    for row in rows:
+        run_dir = out / row.preset
+        best = best_checkpoint_path(run_dir)
+        if not best.exists():
+            if checkpoint_path(run_dir).exists():
+                say(f"{row.preset}: no best.pt (the run did not validate); not in the best-checkpoint table")
+            continue
+        iteration = int(load_checkpoint(best)["iteration"])
+        done = _load(out, row, "best")
+        if done is not None and done[0].get("iterations") == iteration and done[0].get("num_tasks", 0) >= eval_tasks:
+            continue
+        say(f"{row.preset}: evaluating its best checkpoint (iteration {iteration})")
+        run_eval(run_dir, tasks=eval_tasks, checkpoint="best")
 
 
 def write_figures(out: Path, rows: Sequence[RLRow]) -> list[Path]:
