@@ -3,6 +3,7 @@
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -136,31 +137,93 @@ def test_predict_images_from_folders(tmp_path, monkeypatch):
                  "--set", "images_per_class=20", "--set", "channels=[8,8,8,8]", "--no-progress",
                  "--no-tensorboard"]) == 0
     model = mmaml.load(run)
-    batch = build_tasks(model.config, split="test").sample(1, torch.Generator().manual_seed(3))
+    batch = build_tasks(model.config, split="test").sample(2, torch.Generator().manual_seed(3))
+    assert batch.mode.tolist() == [0, 1]  # the second task is Tiny ImageNet's, whose files are read as RGB
     names = ["e", "d", "c", "b", "a"]  # label i -> folder names[i]; sorted, the folders give labels 4..0
 
     def save(image, path):
         path.parent.mkdir(parents=True, exist_ok=True)
         Image.fromarray((image.permute(1, 2, 0) * 255).round().byte().numpy()).save(path)
 
-    for i, (image, label) in enumerate(zip(batch.support_x[0], batch.support_y[0])):
+    for i, (image, label) in enumerate(zip(batch.support_x[1], batch.support_y[1])):
         save(image, tmp_path / "support" / names[int(label)] / f"{i}.png")
-    for i, image in enumerate(batch.query_x[0]):
+    for i, image in enumerate(batch.query_x[1]):
         save(image, tmp_path / "query" / f"q{i:02d}.png")
     out = tmp_path / "pred.csv"
-    assert main(["predict", str(run), "--support", str(tmp_path / "support"), "--query", str(tmp_path / "query"),
-                 "--out", str(out)]) == 0
+    command = ["predict", str(run), "--support", str(tmp_path / "support"), "--query", str(tmp_path / "query"),
+               "--out", str(out)]
+    assert main(command) == 2  # two data sets whose files are read differently: which one is needed
+    assert main([*command, "--dataset", "tiny_imagenet"]) == 0
     rows = [line.split(",") for line in out.read_text().splitlines()]
     assert rows[0] == ["file", "class", "p_a", "p_b", "p_c", "p_d", "p_e"] and len(rows) == 1 + batch.query_x.shape[1]
     # the same task with labels renumbered as the sorted folders: a -> 0, ..., e -> 4
     relabel = torch.tensor([4, 3, 2, 1, 0])
-    logits = model.adapt_task(batch.support_x[0], relabel[batch.support_y[0]],
-                              steps=model.config.eval_inner_steps)(batch.query_x[0])
+    logits = model.adapt_task(batch.support_x[1], relabel[batch.support_y[1]],
+                              steps=model.config.eval_inner_steps)(batch.query_x[1])
     expected = torch.softmax(logits, -1)
     got = torch.tensor([[float(v) for v in r[2:]] for r in rows[1:]])
     torch.testing.assert_close(got, expected, atol=2e-6, rtol=0)
     assert [r[1] for r in rows[1:]] == ["abcde"[int(i)] for i in expected.argmax(-1)]
     assert np.isclose(got.sum(-1).numpy(), 1, atol=1e-5).all()
+
+
+@pytest.mark.skipif(not ((SHARED / "omniglot" / "images_evaluation.npz").exists()
+                         and (SHARED / "tiny-imagenet-200").exists()),
+                    reason=f"Omniglot and Tiny ImageNet copies not found in {SHARED}")
+def test_predict_reads_official_omniglot_files_as_the_loader_does(tmp_path, monkeypatch, capsys):
+    """Omniglot's official PNGs (1-bit, dark strokes on white) through predict --dataset omniglot give the
+    predictions of the adapted model on the loader's own tensors of those drawings; a stray file and a support
+    set with more shots than the run's are warned about."""
+    from PIL import Image
+
+    from mmaml.data import omniglot
+    from mmaml.data.registry import load_split
+
+    monkeypatch.setenv("MMAML_DATA", str(SHARED))
+    monkeypatch.setenv("MMAML_CACHE", str(tmp_path / "cache"))
+    run = tmp_path / "run"
+    assert main(["train", "classification-cpu-2modes-maml-5w1s", "--out", str(run), "--iterations", "1",
+                 "--set", "images_per_class=20", "--set", "channels=[8,8,8,8]", "--no-progress",
+                 "--no-tensorboard"]) == 0
+    model = mmaml.load(run)
+    from mmaml.training.checkpoint import load_checkpoint
+
+    assert load_checkpoint(run / "checkpoint.pt")["image_transforms"] == {"omniglot": "ink-inverted",
+                                                                          "tiny_imagenet": "rgb"}
+    size = model.config.image_size
+    test = load_split("omniglot", "test", size, SHARED, tmp_path / "cache")
+    wanted = test.class_names[:5]
+    drawings = {}
+    for name, images in omniglot._npz_classes(SHARED / "omniglot" / "images_evaluation.npz", "images_evaluation",
+                                              SHARED / "omniglot" / "alphabet_ranges.tsv"):
+        if name in wanted:
+            drawings[name] = images[:3]  # ink bright, as the loader keeps them before resizing
+    assert sorted(drawings) == sorted(wanted)
+
+    def official(inverted, path):  # the release's format: 1-bit, white background, dark strokes
+        path.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(255 - inverted).convert("1").save(path)
+
+    for label, name in enumerate(wanted):
+        official(drawings[name][0], tmp_path / "support" / f"c{label}" / "0.png")
+        official(drawings[name][1], tmp_path / "support" / f"c{label}" / "1.png")  # 2 shots; the run trained 1
+        official(drawings[name][2], tmp_path / "query" / f"q{label}.png")
+    (tmp_path / "query" / "notes.txt").write_text("not an image")
+    out = tmp_path / "pred.csv"
+    capsys.readouterr()
+    assert main(["predict", str(run), "--support", str(tmp_path / "support"), "--query", str(tmp_path / "query"),
+                 "--dataset", "omniglot", "--out", str(out)]) == 0
+    err = capsys.readouterr().err
+    assert "skipped 1 file(s)" in err and "notes.txt" in err
+    assert "2/2/2/2/2 images per class where the run trained on 1" in err
+    # the loader's tensors of the same drawings (class c, drawing k at offset + k)
+    tensor = lambda c, k: torch.from_numpy(np.array(test.images[test.offsets[c] + k])).permute(2, 0, 1).float() / 255  # noqa: E731
+    support = torch.stack([tensor(c, k) for c in range(5) for k in (0, 1)])
+    labels = torch.arange(5).repeat_interleave(2)
+    query = torch.stack([tensor(c, 2) for c in range(5)])
+    expected = torch.softmax(model.adapt_task(support, labels, steps=model.config.eval_inner_steps)(query), -1)
+    got = torch.tensor([[float(v) for v in line.split(",")[2:]] for line in out.read_text().splitlines()[1:]])
+    torch.testing.assert_close(got, expected, atol=2e-6, rtol=0)
 
 
 def test_readme_load_example_runs(runs, monkeypatch, capsys):

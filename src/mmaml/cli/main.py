@@ -124,6 +124,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="regression: .csv/.npy of x values; images: a folder of image files")
     p.add_argument("--steps", type=_non_negative_int, metavar="N", help="inner steps (default: the run's eval steps)")
     p.add_argument("--out", type=Path, metavar="FILE", help="CSV of the predictions (default: standard output)")
+    p.add_argument("--dataset", metavar="NAME", help="image runs: the data set the images are like (read as it "
+                   "was; needed when the run has several)")
 
     p = sub.add_parser("reproduce", help="reproduce the paper's Table 1, Figure 2, image-classification comparison or Figure 3 (meta-RL)")
     what = p.add_subparsers(dest="what", metavar="WHAT", parser_class=_Parser)

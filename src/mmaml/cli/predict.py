@@ -6,8 +6,12 @@ values (``.csv``, optionally with a header line, or ``.npy`` arrays ``[K, 2]`` a
 
 Image classification: ``--support`` is a folder with one subfolder per class (as many
 as the run's ways, their names sorted give the labels) of image files, ``--query`` a
-folder of image files; each image is read as RGB and resized as the training data was;
+folder of image files; each image is decoded with the image transform of the data set
+it resembles (``--dataset``, needed when the run has several; the transforms are recorded
+in the checkpoint, see :mod:`mmaml.data.transforms`) and resized as the training data was;
 the output is a CSV ``file,class`` (the subfolder name), plus the class probabilities.
+Files that are not images are skipped with a warning, as is a support set whose shots
+per class differ from the run's.
 """
 
 from __future__ import annotations
@@ -64,25 +68,55 @@ def read_table(path: Path, columns: int, what: str) -> np.ndarray:
     return array
 
 
-def read_image(path: Path, size: int) -> torch.Tensor:
-    """``[3, size, size]`` in [0, 1], decoded and resized as the training images were."""
+def read_image(path: Path, size: int, transform: str = "rgb") -> torch.Tensor:
+    """``[3, size, size]`` in [0, 1], decoded with ``transform`` and resized as the training images were."""
     from PIL import Image, UnidentifiedImageError
 
     from mmaml.data.image_classes import resize_square
+    from mmaml.data.transforms import decode
 
     try:
         with Image.open(path) as image:
-            array = np.asarray(image.convert("RGB"), dtype=np.uint8)
+            array = decode(image, transform)
     except (UnidentifiedImageError, OSError):
         raise InputFileError(f"{path} is not a readable image") from None
     return torch.from_numpy(np.array(resize_square(array, size))).permute(2, 0, 1).float().div_(255)
 
 
+def warn(text: str) -> None:
+    print(f"mmaml: warning: {text}", file=sys.stderr)
+
+
 def image_files(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    """The image files of ``folder``, sorted; other files are skipped with one warning line."""
+    files = sorted(p for p in folder.iterdir() if p.is_file())
+    images = [p for p in files if p.suffix.lower() in IMAGE_SUFFIXES]
+    skipped = [p.name for p in files if p.suffix.lower() not in IMAGE_SUFFIXES]
+    if skipped:
+        shown = ", ".join(skipped[:3]) + (f" and {len(skipped) - 3} more" if len(skipped) > 3 else "")
+        warn(f"skipped {len(skipped)} file(s) in {folder} that are not images ({shown})")
+    return images
 
 
-def read_image_support(folder: Path, ways: int, size: int) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
+def choose_transform(config, state: dict, dataset: str | None) -> str:
+    """The image transform for the user's files: the one of ``dataset`` (or of the run's only data set)."""
+    from mmaml.data.registry import image_transforms
+
+    recorded = state.get("image_transforms") or image_transforms(config.datasets)  # older runs: the loaders'
+    if dataset is None:
+        if len(config.datasets) > 1:
+            raise InputFileError(f"this run was trained on {', '.join(config.datasets)}, whose files are read "
+                                 f"differently; say which your images are like with --dataset "
+                                 f"{'|'.join(config.datasets)}")
+        dataset = config.datasets[0]
+    if dataset not in recorded:
+        raise InputFileError(f"--dataset {dataset}: this run was trained on {', '.join(config.datasets)}; "
+                             "choose one of them")
+    return recorded[dataset]
+
+
+def read_image_support(folder: Path, ways: int, size: int, transform: str = "rgb",
+                       shots: int | None = None) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
     """``(images [K, 3, S, S], labels [K], class names)`` from one subfolder per class."""
     folder = Path(folder)
     if not folder.is_dir():
@@ -91,13 +125,17 @@ def read_image_support(folder: Path, ways: int, size: int) -> tuple[torch.Tensor
     if len(classes) != ways:
         raise InputFileError(f"support folder {folder} has {len(classes)} class subfolders; this run classifies "
                              f"{ways} classes at a time, so give exactly {ways}")
-    images, labels = [], []
+    images, labels, counts = [], [], []
     for label, cls in enumerate(classes):
         files = image_files(cls)
         if not files:
             raise InputFileError(f"class folder {cls} holds no image files ({', '.join(sorted(IMAGE_SUFFIXES))})")
-        images += [read_image(f, size) for f in files]
+        images += [read_image(f, size, transform) for f in files]
         labels += [label] * len(files)
+        counts.append(len(files))
+    if shots is not None and any(c != shots for c in counts):
+        warn(f"the support set has {'/'.join(map(str, counts))} images per class where the run trained on {shots}; "
+             "its predictions may be less accurate than its evaluation says")
     return torch.stack(images), torch.tensor(labels), [c.name for c in classes]
 
 
@@ -111,9 +149,10 @@ def predict_regression(model, support: Path, query: Path, steps: int | None) -> 
     return "\n".join(lines) + "\n"
 
 
-def predict_images(model, support: Path, query: Path, steps: int | None) -> str:
+def predict_images(model, support: Path, query: Path, steps: int | None, transform: str = "rgb") -> str:
     config = model.config
-    images, labels, names = read_image_support(support, config.num_ways, config.image_size)
+    images, labels, names = read_image_support(support, config.num_ways, config.image_size, transform,
+                                               config.num_shots)
     query = Path(query)
     if not query.is_dir():
         raise InputFileError(f"query folder {query} does not exist; give a folder of image files")
@@ -121,7 +160,7 @@ def predict_images(model, support: Path, query: Path, steps: int | None) -> str:
     if not files:
         raise InputFileError(f"query folder {query} holds no image files")
     predictor = model.adapt_task(images, labels, steps=steps)
-    probs = torch.softmax(predictor(torch.stack([read_image(f, config.image_size) for f in files])), dim=-1)
+    probs = torch.softmax(predictor(torch.stack([read_image(f, config.image_size, transform) for f in files])), dim=-1)
     header = "file,class," + ",".join(f"p_{n}" for n in names)
     lines = [header] + [f"{f.name},{names[int(p.argmax())]}," + ",".join(f"{v:.6f}" for v in p.tolist())
                         for f, p in zip(files, probs.cpu())]
@@ -130,17 +169,25 @@ def predict_images(model, support: Path, query: Path, steps: int | None) -> str:
 
 def cmd_predict(args) -> int:
     from mmaml.training.checkpoint import atomic_write_text
-    from mmaml.training.run_dir import load
+    from mmaml.training.run_dir import load_run
 
-    model = load(args.run)
-    task = model.config.task
+    config, model, state = load_run(args.run)
+    model.config, model.iteration = config, int(state["iteration"])
+    model.eval()
+    task = config.task
     if task == "rl":
         raise InputFileError(f"{args.run} is a meta-RL run; predict adapts regression and image-classification runs")
     if getattr(model, "needs_mode", False):
         raise InputFileError(f"{args.run} is a Multi-MAML run, which needs each task's mode; predict serves MAML and "
                              "MuMoMAML runs")
-    steps = model.config.eval_inner_steps if args.steps is None else args.steps  # as mmaml eval adapts
-    text = (predict_regression if task == "regression" else predict_images)(model, args.support, args.query, steps)
+    steps = config.eval_inner_steps if args.steps is None else args.steps  # as mmaml eval adapts
+    if task == "regression":
+        if getattr(args, "dataset", None) is not None:
+            raise InputFileError("--dataset is for image runs; a regression run reads numbers")
+        text = predict_regression(model, args.support, args.query, steps)
+    else:
+        transform = choose_transform(config, state, getattr(args, "dataset", None))
+        text = predict_images(model, args.support, args.query, steps, transform)
     if args.out is None:
         sys.stdout.write(text)
     else:

@@ -22,6 +22,9 @@ import numpy as np
 
 from mmaml.data.download import download, extract, verify
 from mmaml.data.image_classes import DataError, ImageClasses, build_cached
+from mmaml.data.transforms import decode
+
+IMAGE_TRANSFORM = "ink-inverted"  # how its PNG files become training pixels (and predict's inputs)
 
 SETS = ("images_background", "images_evaluation")
 URL = "https://github.com/brendenlake/omniglot/raw/master/python/{name}.zip"
@@ -63,7 +66,7 @@ def _zip_classes(source: Path | zipfile.ZipFile, set_name: str) -> Iterator[tupl
         images = []
         for n in sorted(groups[(alphabet, character)]):
             with Image.open(io.BytesIO(read(n))) as im:
-                images.append(_invert(np.asarray(im.convert("L"))))
+                images.append(decode(im, IMAGE_TRANSFORM))
         yield f"{alphabet}/{character}", images
 
 

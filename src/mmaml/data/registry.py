@@ -26,12 +26,14 @@ class DatasetSpec:
     name: str
     load: Callable[[Path, Path, int], Splits]
     rotate: bool = False  # the 90-degree rotation class augmentation (Omniglot)
+    image_transform: str = "rgb"  # how its image files become pixels (mmaml.data.transforms)
 
 
 DATASETS: dict[str, DatasetSpec] = {
     s.name: s
     for s in [
-        DatasetSpec("omniglot", lambda r, c, n: omniglot.splits(omniglot.load(r, c, n)), rotate=True),
+        DatasetSpec("omniglot", lambda r, c, n: omniglot.splits(omniglot.load(r, c, n)), rotate=True,
+                    image_transform=omniglot.IMAGE_TRANSFORM),
         DatasetSpec("tiny_imagenet", lambda r, c, n: tiny_imagenet.splits(tiny_imagenet.load(r, c, n))),
         DatasetSpec("mini_imagenet", lambda r, c, n: _indexed(*mini_imagenet.load(r, c, n))),
         DatasetSpec("fc100", lambda r, c, n: _indexed(*fc100.load(r, c, n))),
@@ -58,6 +60,11 @@ NO_FETCHER = {
     "double_fashion_mnist": "built from Fashion-MNIST: apt-get install dataset-fashion-mnist, or its idx files in "
                             "fashion-mnist/",
 }
+
+
+def image_transforms(names) -> dict[str, str]:
+    """``{data set: its image transform's name}`` for the data sets ``names``."""
+    return {name: DATASETS[name].image_transform for name in names}
 
 
 def limit_per_class(data: ImageClasses, n: int | None) -> ImageClasses:

@@ -16,6 +16,7 @@ import math
 
 import torch
 
+from mmaml.data.registry import image_transforms
 from mmaml.metalearners import GradientMetaLearner
 from mmaml.training.builder import build_metalearner, build_tasks
 from mmaml.training.config import BaseConfig
@@ -82,7 +83,12 @@ class SupervisedAlgorithm:
         return {"loss": f"{summary['loss']:.4f}"}
 
     def state_dict(self) -> dict:
-        return {"optimizer": self.optimizer.state_dict()}
+        """Adam's state, and for image runs how each data set's files became pixels (``predict`` reads it)."""
+        state = {"optimizer": self.optimizer.state_dict()}
+        datasets = getattr(self.config, "datasets", None)
+        if datasets is not None:
+            state["image_transforms"] = image_transforms(datasets)
+        return state
 
     def load_state_dict(self, state: dict) -> None:
         self.optimizer.load_state_dict(state["optimizer"])
