@@ -92,8 +92,8 @@ def test_predict_regression_files_round_trip(runs, tmp_path):
 
 @pytest.mark.parametrize("content, needle", [
     (None, "does not exist"),
-    ("x,y\n1,2,3\n", "rows of 2 numbers"),
-    ("x,y\n1,abc\n", "every row must be 2 numbers"),
+    ("x,y\n1,2,3\n", "row 2: 3 values; every row must be 2 numbers (x, y)"),
+    ("x,y\n1,abc\n", "row 2: 'abc' is not a number; every row must be 2 numbers (x, y)"),
     ("x,y\n1,nan\n", "not a finite number"),
 ])
 def test_predict_bad_support_is_one_line(runs, tmp_path, capsys, content, needle):
@@ -108,6 +108,45 @@ def test_predict_bad_support_is_one_line(runs, tmp_path, capsys, content, needle
     err = capsys.readouterr().err.strip()
     assert code == 2 and len(err.splitlines()) == 1 and needle in err and "Traceback" not in err
     assert not out.exists()
+
+
+@pytest.mark.parametrize("case, first_line", [
+    ("support is a folder", "mmaml: error: support file {tmp}/support.csv is a folder; give a .csv or .npy file"),
+    ("text named .npy", "mmaml: error: support file {tmp}/support.npy is not a .npy array; write it with "
+                        "numpy.save, or give a .csv file"),
+    ("ragged csv row", "mmaml: error: support file {tmp}/support.csv, row 3: 1 values; every row must be 2 numbers "
+                       "(x, y)"),
+    ("--out in a missing folder", "mmaml: error: --out {tmp}/missing/pred.csv: folder {tmp}/missing does not exist; "
+                                  "create it first"),
+    ("--out is a folder", "mmaml: error: --out {tmp} is a folder; give a file name such as {tmp}/predictions.csv"),
+])
+def test_bad_input_messages_point_the_right_way(runs, tmp_path, capsys, case, first_line):
+    """Each message names what is wrong with that input and what to do, in one line (no library's own text)."""
+    (tmp_path / "query.csv").write_text("0.5\n")
+    support, out = tmp_path / "support.csv", tmp_path / "pred.csv"
+    if case == "support is a folder":
+        support.mkdir()
+    elif case == "text named .npy":
+        support = tmp_path / "support.npy"
+        support.write_text("1,2\n3,4\n")
+    else:
+        support.write_text("x,y\n1,2\n3\n" if case == "ragged csv row" else "1,2\n3,4\n")
+    if case == "--out in a missing folder":
+        out = tmp_path / "missing" / "pred.csv"
+    elif case == "--out is a folder":
+        out = tmp_path
+    code = main(["predict", str(runs / "regression-2modes-film"), "--support", str(support),
+                 "--query", str(tmp_path / "query.csv"), "--out", str(out)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and err == [first_line.format(tmp=tmp_path)]
+
+
+def test_too_few_episodes_per_task_is_refused_once_with_the_real_bound(capsys):
+    for value in ("0", "1"):
+        assert main(["train", "rl-navigation-maml", "--out", "unused", "--set", f"episodes_per_task={value}"]) == 2
+        assert capsys.readouterr().err.strip() == (
+            f"mmaml: error: invalid episodes_per_task={value}: need at least 2 episodes per task to normalise "
+            "advantages")
 
 
 def test_predict_refuses_multi_maml_runs(runs, tmp_path, capsys):

@@ -36,13 +36,16 @@ class InputFileError(UserError):
 def read_table(path: Path, columns: int, what: str) -> np.ndarray:
     """``[N, columns]`` float64 from a ``.csv`` (optional header) or ``.npy`` file, or one clear error."""
     path = Path(path)
+    if path.is_dir():
+        raise InputFileError(f"{what} file {path} is a folder; give a .csv or .npy file")
     if not path.is_file():
         raise InputFileError(f"{what} file {path} does not exist; give a .csv or .npy file")
     if path.suffix == ".npy":
         try:
             array = np.load(path, allow_pickle=False)
-        except (ValueError, OSError) as exc:
-            raise InputFileError(f"{what} file {path} is not a readable .npy array ({exc})") from None
+        except (ValueError, OSError):
+            raise InputFileError(f"{what} file {path} is not a .npy array; write it with numpy.save, or give "
+                                 "a .csv file") from None
         array = np.asarray(array, dtype=np.float64) if np.issubdtype(array.dtype, np.number) else None
         if array is None:
             raise InputFileError(f"{what} file {path} must hold numbers")
@@ -50,14 +53,22 @@ def read_table(path: Path, columns: int, what: str) -> np.ndarray:
             array = array[:, None]
     elif path.suffix == ".csv":
         rows = [r for r in csv.reader(io.StringIO(path.read_text())) if r and any(c.strip() for c in r)]
+        header = 0
         try:
             float(rows[0][0])
         except (ValueError, IndexError):
-            rows = rows[1:]  # a header line
-        try:
-            array = np.array([[float(c) for c in r] for r in rows], dtype=np.float64)
-        except ValueError as exc:
-            raise InputFileError(f"{what} file {path}: {exc}; every row must be {columns} numbers") from None
+            rows, header = rows[1:], 1  # a header line
+        shape = f"{columns} number{'s' if columns > 1 else ''} ({'x, y' if columns == 2 else 'x'})"
+        for number, row in enumerate(rows, start=1 + header):
+            if len(row) != columns:
+                raise InputFileError(f"{what} file {path}, row {number}: {len(row)} values; every row must be {shape}")
+            for cell in row:
+                try:
+                    float(cell)
+                except ValueError:
+                    raise InputFileError(f"{what} file {path}, row {number}: {cell.strip()!r} is not a number; "
+                                         f"every row must be {shape}") from None
+        array = np.array([[float(c) for c in r] for r in rows], dtype=np.float64)
     else:
         raise InputFileError(f"{what} file {path} must be .csv or .npy")
     if array.ndim != 2 or array.shape[1] != columns or len(array) == 0:
@@ -171,6 +182,12 @@ def cmd_predict(args) -> int:
     from mmaml.training.checkpoint import atomic_write_text
     from mmaml.training.run_dir import load_run
 
+    if args.out is not None:  # checked before any work, as eval's --output is
+        out = Path(args.out)
+        if out.is_dir():
+            raise InputFileError(f"--out {out} is a folder; give a file name such as {out / 'predictions.csv'}")
+        if not out.parent.is_dir():
+            raise InputFileError(f"--out {out}: folder {out.parent} does not exist; create it first")
     config, model, state = load_run(args.run)
     model.config, model.iteration = config, int(state["iteration"])
     model.eval()

@@ -107,7 +107,7 @@ class RLConfig(RunConfig):
             if not layers or len(set(layers)) != len(layers) or any(not 0 <= i < len(self.hidden_sizes) for i in layers):
                 bad("modulated_layers", f"give distinct hidden-layer indices in 0..{len(self.hidden_sizes) - 1}, "
                     "or null for all")
-        for key in ("encoder_hidden", "embedding_dim", "encoder_episodes", "episodes_per_task", "meta_batch_size",
+        for key in ("encoder_hidden", "embedding_dim", "encoder_episodes", "meta_batch_size",
                     "cg_iterations", "line_search_steps", "ppo_epochs"):
             if getattr(self, key) < 1:
                 bad(key, "must be at least 1")
