@@ -61,9 +61,31 @@ def test_fetch_bad_name_is_one_line(tmp_path, capsys, name, needle):
 
 def test_fetch_offline_says_how_to_get_the_files(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(fc100, "URL", (tmp_path / "nowhere.tar.gz").as_uri())
-    assert main(["data", "fetch", "fc100", "--root", str(tmp_path / "data")]) == 2
+    assert main(["data", "fetch", "fc100", "--root", str(tmp_path / "data" / "sets")]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "could not download" in err and "by hand" in err
+    assert not (tmp_path / "data").exists()  # no empty folder left behind
+    # in a data folder that exists, a failed fetch removes only the empty folders it made
+    root = tmp_path / "existing"
+    (root / "kept").mkdir(parents=True)
+    (root / "other.txt").write_text("x")
+    monkeypatch.setattr(omniglot, "URL", (tmp_path / "nowhere-{name}.zip").as_uri())
+    assert main(["data", "fetch", "omniglot", "--root", str(root)]) == 2
+    assert sorted(p.name for p in root.iterdir()) == ["kept", "other.txt"]
+
+
+def test_data_list_says_where_each_data_set_is(tmp_path, capsys):
+    root = tmp_path / "data"
+    (root / "tiny-imagenet-200").mkdir(parents=True)
+    (root / "tiny-imagenet-200" / "wnids.txt").write_text("n01\n")
+    (root / "cifar-100-python").mkdir()
+    (root / "cifar-100-python" / "train").write_bytes(b"")
+    assert main(["data", "list", "--root", str(root)]) == 0
+    lines = {line.split()[0]: line for line in capsys.readouterr().out.splitlines()[1:]}
+    assert lines["tiny_imagenet"].endswith(f"present in {root / 'tiny-imagenet-200'}")
+    assert lines["fc100"].endswith(f"present in {root / 'cifar-100-python'}")
+    assert lines["omniglot"].endswith("missing; get it: mmaml data fetch omniglot")
+    assert "missing; get it: no official archive" in lines["mini_imagenet"]
 
 
 def test_data_list_names_every_data_set_and_the_missing_data_error_names_the_command(tmp_path, capsys):

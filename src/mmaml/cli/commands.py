@@ -401,18 +401,39 @@ def cmd_data(args) -> int:
     root = data_root(args.root)
     if args.action == "list":
         print(f"data folder: {root}")
-        for name in DATASETS:
+        for name, spec in DATASETS.items():
+            found = spec.locate(root)
             how = f"mmaml data fetch {name}" if name in FETCHERS else NO_FETCHER[name]
-            print(f"  {name:<22} {how}")
+            print(f"  {name:<22} " + (f"present in {found}" if found is not None else f"missing; get it: {how}"))
         return 0
     if args.name not in FETCHERS:
         why = NO_FETCHER.get(args.name)
         raise ConfigError(f"no download for {args.name!r}: {why}" if why else
                           f"unknown data set {args.name!r}; choose one of {', '.join(FETCHERS)}")
+    made = [p for p in (root, *root.parents) if not p.exists()]  # the folders this command creates
+    before = set(root.iterdir()) if root.exists() else set()
     root.mkdir(parents=True, exist_ok=True)
-    FETCHERS[args.name](root)
+    try:
+        FETCHERS[args.name](root)
+    except BaseException:
+        _remove_empty_folders(root, before, made)  # a failed fetch leaves no empty folder behind
+        raise
     print(f"{args.name}: downloaded and verified in {root}")
     return 0
+
+
+def _remove_empty_folders(root: Path, before: set, made: list[Path]) -> None:
+    """Remove the folders under ``root`` that were not in ``before`` and hold no file, then ``made`` if empty."""
+    for entry in sorted(set(root.iterdir()) - before, reverse=True) if root.exists() else []:
+        if entry.is_dir() and not any(p.is_file() for p in entry.rglob("*")):
+            for folder in sorted((p for p in entry.rglob("*") if p.is_dir()), key=lambda p: -len(p.parts)):
+                folder.rmdir()
+            entry.rmdir()
+    for folder in made:  # deepest first
+        try:
+            folder.rmdir()
+        except OSError:
+            break
 
 
 def cmd_reproduce(args) -> int:

@@ -9,7 +9,7 @@ from typing import Callable
 import numpy as np
 
 from mmaml.data import aircraft, cub, fashion_mnist, fc100, mini_imagenet, omniglot, tiny_imagenet
-from mmaml.data.image_classes import ImageClasses
+from mmaml.data.image_classes import DataError, ImageClasses
 from mmaml.data.paths import cache_root, data_root
 
 Splits = dict[str, ImageClasses]
@@ -25,22 +25,44 @@ class DatasetSpec:
 
     name: str
     load: Callable[[Path, Path, int], Splits]
+    locate: Callable[[Path], Path | None]  # where under the data folder a copy is, or None
     rotate: bool = False  # the 90-degree rotation class augmentation (Omniglot)
     image_transform: str = "rgb"  # how its image files become pixels (mmaml.data.transforms)
+
+
+def _found(finder: Callable[[Path], object]) -> Callable[[Path], Path | None]:
+    """A loader's own finder (raising :class:`DataError` when the files are missing) as ``root -> folder | None``."""
+    def locate(root: Path) -> Path | None:
+        try:
+            found = finder(Path(root))
+        except DataError:
+            return None
+        return Path(found[0][2]).parent if isinstance(found, list) else Path(found)
+
+    return locate
+
+
+def _file(relative: str) -> Callable[[Path], Path | None]:
+    """``root -> root/relative's folder`` when that file exists, else None."""
+    return lambda root: (Path(root) / relative).parent if (Path(root) / relative).is_file() else None
 
 
 DATASETS: dict[str, DatasetSpec] = {
     s.name: s
     for s in [
-        DatasetSpec("omniglot", lambda r, c, n: omniglot.splits(omniglot.load(r, c, n)), rotate=True,
-                    image_transform=omniglot.IMAGE_TRANSFORM),
-        DatasetSpec("tiny_imagenet", lambda r, c, n: tiny_imagenet.splits(tiny_imagenet.load(r, c, n))),
-        DatasetSpec("mini_imagenet", lambda r, c, n: _indexed(*mini_imagenet.load(r, c, n))),
-        DatasetSpec("fc100", lambda r, c, n: _indexed(*fc100.load(r, c, n))),
-        DatasetSpec("cub", lambda r, c, n: cub.splits(cub.load(r, c, n))),
-        DatasetSpec("aircraft", lambda r, c, n: aircraft.splits(aircraft.load(r, c, n))),
+        DatasetSpec("omniglot", lambda r, c, n: omniglot.splits(omniglot.load(r, c, n)), _found(omniglot._sources),
+                    rotate=True, image_transform=omniglot.IMAGE_TRANSFORM),
+        DatasetSpec("tiny_imagenet", lambda r, c, n: tiny_imagenet.splits(tiny_imagenet.load(r, c, n)),
+                    _found(tiny_imagenet._folder)),
+        DatasetSpec("mini_imagenet", lambda r, c, n: _indexed(*mini_imagenet.load(r, c, n)),
+                    _found(mini_imagenet._folder)),
+        DatasetSpec("fc100", lambda r, c, n: _indexed(*fc100.load(r, c, n)), _file("cifar-100-python/train")),
+        DatasetSpec("cub", lambda r, c, n: cub.splits(cub.load(r, c, n)), _file("CUB_200_2011/images.txt")),
+        DatasetSpec("aircraft", lambda r, c, n: aircraft.splits(aircraft.load(r, c, n)),
+                    _file("fgvc-aircraft-2013b/data/variants.txt")),
         DatasetSpec("double_fashion_mnist",
-                    lambda r, c, n: fashion_mnist.double_splits(fashion_mnist.load_double(r, c, n))),
+                    lambda r, c, n: fashion_mnist.double_splits(fashion_mnist.load_double(r, c, n)),
+                    _found(fashion_mnist.find_folder)),
     ]
 }
 
