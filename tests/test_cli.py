@@ -3,6 +3,7 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -270,3 +271,16 @@ def test_demo_the_main_job_runs_and_reuses_finished_runs(tmp_path, capsys):
     stamp = (out / "film" / "checkpoint.pt").stat().st_mtime_ns
     assert main(["demo", "--out", str(out), "--iterations", "3", "--tasks", "20", "--no-progress"]) == 0
     assert (out / "film" / "checkpoint.pt").stat().st_mtime_ns == stamp
+
+
+def test_readme_commands_run_from_the_venv_without_activating_it():
+    """Every command line quoted in the README calls the venv's own executables (a bare torchrun or mmaml
+    is not on PATH after `make`)."""
+    import re
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    blocks = re.findall(r"```bash\n(.*?)```", readme, re.S)
+    lines = [line.strip() for block in blocks for line in block.splitlines()]
+    bare = [line for line in lines if re.match(r"^(?:[A-Z_]+=\S+\s+)*(torchrun|mmaml|python)\b", line)]
+    assert not bare, bare
+    assert any(".venv/bin/torchrun" in line for line in lines)

@@ -156,3 +156,23 @@ def test_checksum_download_and_extract(tmp_path):
     assert not (tmp_path / "dl2" / "b.zip").exists() and not (tmp_path / "dl2" / "b.zip.part").exists()
     with pytest.raises(DataError, match="could not download"):
         download((tmp_path / "nope.zip").as_uri(), tmp_path / "dl3" / "c.zip")
+
+
+def test_building_an_image_cache_says_so_once(tmp_path, capsys):
+    """The first load decodes and resizes every image (about 20 s for Omniglot): a line says what happens; a load
+    from the cache is silent."""
+    import numpy as np
+
+    from mmaml.data.image_classes import build_cached
+
+    def classes():
+        yield "a", [np.zeros((8, 8), dtype=np.uint8)] * 2
+        yield "b", [np.full((8, 8), 255, dtype=np.uint8)] * 2
+
+    first = build_cached(tmp_path, "toy|v1", 4, classes)
+    err = capsys.readouterr().err
+    assert f"mmaml: building the toy image cache (4 px) in {tmp_path}, once; later runs read it" in err
+    assert "mmaml: built the toy image cache in" in err
+    again = build_cached(tmp_path, "toy|v1", 4, classes)
+    assert capsys.readouterr().err == ""
+    assert np.array_equal(np.asarray(first.images), np.asarray(again.images))

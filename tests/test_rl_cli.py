@@ -55,7 +55,10 @@ def test_rl_train_resume_eval_compare_plot(tmp_path, capsys):
     assert [r["iteration"] for r in rows] == [1, 2, 3, 4]
     assert [r["return_step1"] for r in rows] == [r["return_step1"] for r in read_metrics(full)]
 
+    capsys.readouterr()
     assert main(["eval", str(full), "--tasks", "4", "--steps", "2"]) == 0
+    # a long silent step says what it does
+    assert f"mmaml: evaluating {full} on 4 test goals, adapting each with 2 inner steps" in capsys.readouterr().err
     result = json.loads((full / "eval.json").read_text())
     assert len(result["returns_by_step"]) == 3 and set(result["returns_by_step"][0]) == {"mean", "ci95"}
     assert set(result["per_mode"]) == {"left", "right"}
@@ -90,7 +93,9 @@ def test_rl_train_resume_eval_compare_plot(tmp_path, capsys):
             assert abs(saved["runs"][str(full)]["difference_by_step"][k][key] - diff[k][key]) < 1e-6
             assert abs(saved["runs"][str(maml)]["returns_by_step"][k][key] - own[0][k][key]) < 1e-6
 
+    capsys.readouterr()
     assert main(["plot", str(full), "--compare", str(maml), "--out", str(tmp_path / "fig")]) == 0
+    assert "mmaml: plotting 2 meta-RL run(s)" in capsys.readouterr().err
     names = sorted(p.name for p in (tmp_path / "fig").iterdir())
     assert names == ["adaptation_curve.png", "learning_curves.png", "trajectories_full.png", "trajectories_maml.png",
                      "tsne_full.png"]

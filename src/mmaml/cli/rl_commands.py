@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -27,6 +28,9 @@ def rl_eval(run_dir: Path, config, model, state: dict, tasks: int | None, steps:
     from mmaml.rl.evaluation import evaluate_rl
 
     num_tasks, seed = tasks or config.eval_tasks, config.eval_seed if seed is None else seed
+    if dist is None or dist.is_main:
+        print(f"mmaml: evaluating {run_dir} on {num_tasks} test goals, adapting each with "
+              f"{config.eval_inner_steps if steps is None else steps} inner steps", file=sys.stderr, flush=True)
     result = evaluate_rl(model, config, build_env(config), make_goals(config.env), num_tasks, seed,
                          config.eval_inner_steps if steps is None else steps, dist)
     if dist is not None and not dist.is_main:
@@ -108,6 +112,8 @@ def rl_plot(run_dirs: Sequence[Path], loaded, out_dir: Path) -> list[Path]:
                               f"({getattr(config, 'env', config.task)} vs {first.env})")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    print(f"mmaml: plotting {len(run_dirs)} meta-RL run(s): adapting each to its test goals to draw curves, "
+          "trajectories and embeddings (about a minute a run on one CPU)", file=sys.stderr, flush=True)
     distribution = make_goals(first.env)
     results, paths = {}, []
     for d, (config, model, state) in zip(run_dirs, loaded):

@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
@@ -112,6 +114,9 @@ def build_cached(
         images = np.load(array_path, mmap_mode="r")
         return ImageClasses(meta["name"], images, np.asarray(meta["offsets"], dtype=np.int64), meta["class_names"])
     cache_dir.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    print(f"mmaml: building the {key.split('|')[0]} image cache ({size} px) in {cache_dir}, once; later runs read it",
+          file=sys.stderr, flush=True)
     names, per_class = [], []
     for name, images in classes():
         names.append(name)
@@ -127,4 +132,6 @@ def build_cached(
     meta_tmp = meta_path.with_name(meta_path.name + f".{os.getpid()}.tmp")
     meta_tmp.write_text(json.dumps({"name": key.split("|")[0], "offsets": offsets.tolist(), "class_names": names}))
     os.replace(meta_tmp, meta_path)
+    print(f"mmaml: built the {key.split('|')[0]} image cache in {time.perf_counter() - started:.0f} s", file=sys.stderr,
+          flush=True)
     return ImageClasses(key.split("|")[0], np.load(array_path, mmap_mode="r"), offsets, names)
