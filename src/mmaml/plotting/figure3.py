@@ -95,7 +95,7 @@ def plot_trajectories(rollouts: Rollouts, distribution: GoalDistribution, path: 
                 xy = positions[k][t, e].numpy()
                 ax.plot(xy[:, 0], xy[:, 1], color=colors[t], lw=1, alpha=0.9)
             ax.plot(float(goals[t, 0]), float(goals[t, 1]), marker="*", ms=12, color=colors[t], mec="k")
-        ax.set_title(step_title(k, rollouts.taus is not None), fontsize=9)
+        ax.set_title(step_title(k, rollouts.modulated_from == 0), fontsize=9)
         ax.set_xlim(low[0], high[0])
         ax.set_ylim(low[1], high[1])
         ax.set_aspect("equal")
@@ -128,7 +128,7 @@ def plot_progress(rollouts: Rollouts, quantity: str, dt: float, path: Path, titl
             for e in range(values.shape[1]):
                 ax.plot(time, values[t, e].numpy(), color=colors[t], lw=0.9, alpha=0.8)
             ax.axhline(float(goals[t]), color=colors[t], ls="--", lw=1)
-        ax.set_title(step_title(k, rollouts.taus is not None), fontsize=9)
+        ax.set_title(step_title(k, rollouts.modulated_from == 0), fontsize=9)
         ax.set_xlabel("time (s)")
         ax.grid(alpha=0.3)
     axes[0][0].set_ylabel("x-position (m)" if quantity == "position" else "forward velocity (m/s)")

@@ -28,4 +28,4 @@ def build_policy_metalearner(config: RLConfig, env: BatchedEnv | None = None) ->
         sites = [sites[i] for i in config.modulated_layers]
     encoder = TrajectoryEncoder(env.observation_dim, env.action_dim, config.encoder_hidden, config.embedding_dim)
     return PolicyMetaLearner(Learner(policy, modulate=sites, low_rank_linear=False), encoder, config.modulation,
-                             config.modulation_init, config.inner_lr, config.first_order)
+                             config.modulation_init, config.inner_lr, config.first_order, config.encoder_flow)

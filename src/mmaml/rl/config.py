@@ -30,7 +30,10 @@ class RLConfig(RunConfig):
     modulated_layers: typing.Optional[list[int]] = None  # hidden layers modulated (None: all)
     encoder_hidden: int = 64
     embedding_dim: int = 64
-    encoder_episodes: int = 1  # unmodulated episodes per task that the encoder reads
+    encoder_episodes: int = 1  # unmodulated episodes per task that the encoder reads (encoder_flow: seed)
+    # seed: extra unmodulated episodes for the encoder, then every step modulated (the paper's text);
+    # authors: the step-0 episodes are unmodulated and feed the encoder and the first, unmodulated, inner step
+    encoder_flow: str = "seed"
     # inner loop: vanilla policy gradient, linear feature baseline, GAE
     inner_lr: float = 0.1
     inner_steps: int = 1
@@ -98,6 +101,13 @@ class RLConfig(RunConfig):
             bad("modulation", f"choose one of {', '.join(RL_MODULATIONS)}")
         if self.outer_optimizer not in ("trpo", "ppo"):
             bad("outer_optimizer", "choose trpo (MAML-TRPO) or ppo (Adam on the clipped surrogate)")
+        if self.encoder_flow not in ("seed", "authors"):
+            bad("encoder_flow", "choose seed (extra unmodulated episodes for the encoder) or authors (the step-0 "
+                "episodes feed the encoder and the first inner step)")
+        if self.encoder_flow == "authors" and self.method == "mumomaml" and min(self.inner_steps,
+                                                                                self.eval_inner_steps) < 1:
+            bad("encoder_flow", "the authors' flow modulates from the first inner step on: give inner_steps and "
+                "eval_inner_steps of at least 1")
         if self.modulation_init not in ("default", "zero"):
             bad("modulation_init", "choose default or zero")
         if not self.hidden_sizes or any(h < 1 for h in self.hidden_sizes):

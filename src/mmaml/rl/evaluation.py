@@ -44,14 +44,16 @@ def adaptation_rollouts(model: PolicyMetaLearner, config: RLConfig, env: Batched
 
 def encoder_inputs(model: PolicyMetaLearner, config: RLConfig, env: BatchedEnv, goals: Tensor,
                    generator: torch.Generator | TaskGenerators) -> Episodes:
-    """What the task encoder reads for the tasks ``goals [T, G]``: ``encoder_episodes`` episodes of the
-    unmodulated policy each (``[T, encoder_episodes, H, ...]``)."""
+    """What the task encoder reads for the tasks ``goals [T, G]``: episodes of the unmodulated policy,
+    ``encoder_episodes`` of each task (``episodes_per_task`` in the authors' flow, whose step-0 episodes
+    the encoder reads), ``[T, E, H, ...]``."""
     from mmaml.rl.sampler import sample_episodes
 
     device = next(model.parameters()).device
     theta = {k: v.detach() for k, v in model.learner.meta_parameters().items()}
+    count = config.episodes_per_task if config.encoder_flow == "authors" else config.encoder_episodes
     with torch.no_grad():
-        return sample_episodes(env, model.policy(theta, None), goals.to(device), config.encoder_episodes,
+        return sample_episodes(env, model.policy(theta, None), goals.to(device), count,
                                generator, config.discount, config.gae_lambda)
 
 

@@ -1,6 +1,6 @@
 """MAML and MuMoMAML for reinforcement learning: the policy, its modulation and the inner step.
 
-The adaptation protocol (the paper's, Section 3.2):
+The adaptation protocol (the paper's, Section 3.2), ``encoder_flow: seed``:
 
 1. MuMoMAML only: ``encoder_episodes`` episodes of each task are sampled with the
    *unmodulated* policy theta; the trajectory encoder reads them and the
@@ -11,6 +11,13 @@ The adaptation protocol (the paper's, Section 3.2):
 3. Episodes of the adapted policy are the ones the outer loop (MAML-TRPO)
    scores. The return of the policy before any inner step is "after
    modulation" for MuMoMAML and the initial return for MAML.
+
+``encoder_flow: authors`` (the authors' released code, docs/notes/authors-rl-code.md):
+the step-0 episodes (``episodes_per_task`` of them) come from the *unmodulated*
+policy; the encoder reads all of them, and the first inner step is taken on them
+with the unmodulated policy's loss; from step 1 on the policy is modulated (and
+adapted). No extra episodes are sampled for the encoder, and the return before any
+inner step is the unmodulated policy's (there is no "after modulation" return).
 
 tau stays fixed during the inner steps; only the policy's parameters adapt.
 The inner step is the core's :meth:`Learner.adapt <mmaml.core.learner.Learner.adapt>`,
@@ -35,6 +42,7 @@ from mmaml.rl.policy import log_prob
 from mmaml.rl.sampler import sample_episodes
 
 Taus = Mapping[str, Tensor]
+ENCODER_FLOWS = ("seed", "authors")
 
 
 def reinforce_loss(pred: Tensor, target: Tensor) -> Tensor:
@@ -63,11 +71,16 @@ class PolicyMetaLearner(nn.Module):
         modulation_init: ``"default"`` or ``"zero"`` heads (see :class:`ModulationNetwork`).
         inner_lr: step size of the inner policy-gradient steps.
         first_order: drop the second-order terms of the meta-gradient.
+        encoder_flow: ``"seed"`` or ``"authors"`` (see the module docstring; MuMoMAML only).
     """
 
     def __init__(self, learner: Learner, encoder: TrajectoryEncoder | None = None, modulation: str = "scale",
-                 modulation_init: str = "default", inner_lr: float = 0.1, first_order: bool = False):
+                 modulation_init: str = "default", inner_lr: float = 0.1, first_order: bool = False,
+                 encoder_flow: str = "seed"):
         super().__init__()
+        if encoder_flow not in ENCODER_FLOWS:
+            raise ValueError(f"unknown encoder flow {encoder_flow!r}; choose one of {', '.join(ENCODER_FLOWS)}")
+        self.encoder_flow = encoder_flow
         self.learner = learner
         self.encoder = encoder
         self.modulation_kind = modulation
@@ -83,6 +96,15 @@ class PolicyMetaLearner(nn.Module):
     @property
     def modulated(self) -> bool:
         return self.encoder is not None
+
+    @property
+    def authors_flow(self) -> bool:
+        """Whether step 0 is unmodulated and feeds the encoder and the first (unmodulated) inner step."""
+        return self.modulated and self.encoder_flow == "authors"
+
+    def step_taus(self, step: int, taus: Taus | None) -> Taus | None:
+        """The modulation of the policy after ``step`` inner steps (the authors' flow leaves step 0 unmodulated)."""
+        return None if step == 0 and self.authors_flow else taus
 
     def modulation(self, episodes: Episodes | None) -> tuple[Taus | None, Tensor | None]:
         """``(taus {site: [T, units]}, embedding [T, E])`` from the unmodulated episodes; ``(None, None)`` for MAML."""
@@ -134,6 +156,8 @@ class Rollouts:
         taus: the modulation used ({site: [T, units]}) or None; embedding ``[T, E]`` or None.
         adapted: each task's parameters after all the inner steps, ``{name: [T, *shape]}``
             (detached; shared ``[*shape]`` when no step was taken).
+        modulated_from: the first entry of ``steps`` whose policy is modulated (0 in the seed
+            flow, 1 in the authors'), None for MAML.
     """
 
     goals: Tensor
@@ -143,6 +167,7 @@ class Rollouts:
     taus: Taus | None = None
     embedding: Tensor | None = None
     adapted: Params | None = None
+    modulated_from: int | None = None
 
     @property
     def num_tasks(self) -> int:
@@ -153,7 +178,8 @@ class Rollouts:
         pick = lambda e: None if e is None else e.select(index)  # noqa: E731
         return Rollouts(self.goals[index], self.mode[index], pick(self.encoder), [pick(e) for e in self.steps],
                         None if self.taus is None else {k: v[index] for k, v in self.taus.items()},
-                        None if self.embedding is None else self.embedding[index])
+                        None if self.embedding is None else self.embedding[index],
+                        modulated_from=self.modulated_from)
 
     def to(self, device: torch.device | str) -> "Rollouts":
         """A copy with every tensor on ``device``."""
@@ -161,7 +187,8 @@ class Rollouts:
         return Rollouts(self.goals.to(device), self.mode.to(device), move(self.encoder), [move(e) for e in self.steps],
                         None if self.taus is None else {k: v.to(device) for k, v in self.taus.items()},
                         None if self.embedding is None else self.embedding.to(device),
-                        None if self.adapted is None else {k: v.to(device) for k, v in self.adapted.items()})
+                        None if self.adapted is None else {k: v.to(device) for k, v in self.adapted.items()},
+                        self.modulated_from)
 
     def returns_by_step(self) -> Tensor:
         """``[S + 1, T]``: each task's average episode return after 0, 1, ... S inner steps."""
@@ -196,33 +223,40 @@ def rollout_adaptation(
         return result
 
     encoder_eps = taus = embedding = None
-    if model.modulated:
+    if model.modulated and not model.authors_flow:
         encoder_eps = sample(theta, None, encoder_episodes)
         with torch.no_grad():
             taus, embedding = model.modulation(encoder_eps)
     params: Params = theta
     steps = []
     for k in range(inner_steps + 1):
-        steps.append(sample(params, taus, episodes))
+        steps.append(sample(params, model.step_taus(k, taus), episodes))
+        if k == 0 and model.authors_flow:  # the encoder reads the unmodulated step-0 episodes
+            encoder_eps = steps[0]
+            with torch.no_grad():
+                taus, embedding = model.modulation(encoder_eps)
         if k < inner_steps:
             started = time.perf_counter()
             start = {n: v.detach().requires_grad_() for n, v in params.items()}
-            params = {n: v.detach() for n, v in model.inner_step(start, taus, steps[-1], create_graph=False).items()}
+            adapted = model.inner_step(start, model.step_taus(k, taus), steps[-1], create_graph=False)
+            params = {n: v.detach() for n, v in adapted.items()}
             timings["adapt"] = timings.get("adapt", 0.0) + time.perf_counter() - started
-    return Rollouts(goals, mode, encoder_eps, steps, taus, embedding, params)
+    modulated_from = None if not model.modulated else (1 if model.authors_flow else 0)
+    return Rollouts(goals, mode, encoder_eps, steps, taus, embedding, params, modulated_from)
 
 
 def adapted_parameters(model: PolicyMetaLearner, rollouts: Rollouts, create_graph: bool) -> tuple[Params, Taus | None]:
     """Redo the adaptation of ``rollouts`` from the current meta-parameters, differentiably.
 
     Returns the adapted per-task parameters (after all but the last entry of
-    ``rollouts.steps``) and the taus, both functions of the meta-parameters.
+    ``rollouts.steps``) and the modulation of the policy that sampled that last entry
+    (None where it was unmodulated), both functions of the meta-parameters.
     """
     taus, _ = model.modulation(rollouts.encoder)
     params = model.learner.meta_parameters()
-    for episodes in rollouts.steps[:-1]:
-        params = model.inner_step(params, taus, episodes, create_graph)
-    return params, taus
+    for k, episodes in enumerate(rollouts.steps[:-1]):
+        params = model.inner_step(params, model.step_taus(k, taus), episodes, create_graph)
+    return params, model.step_taus(len(rollouts.steps) - 1, taus)
 
 
 class AdaptedPolicy:
@@ -237,7 +271,7 @@ class AdaptedPolicy:
         self.model = model
         self.rollouts = rollouts
         self.params = rollouts.adapted
-        self.taus = rollouts.taus
+        self.taus = model.step_taus(len(rollouts.steps) - 1, rollouts.taus)
 
     def __call__(self, observations: Tensor) -> Tensor:
         with torch.no_grad():
