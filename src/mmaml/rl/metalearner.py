@@ -45,6 +45,25 @@ Taus = Mapping[str, Tensor]
 ENCODER_FLOWS = ("seed", "authors")
 
 
+def lvc_loss(pred: Tensor, target: Tensor) -> Tensor:
+    """ProMP's low-variance curvature objective of each task: ``-mean(pi(a|s) / pi_old(a|s) * advantage)``.
+
+    ``pi_old`` is the policy that sampled the episodes (its recorded log-density), so at the
+    sampling point the ratio is 1: the value and the gradient are :func:`reinforce_loss`'s, but
+    the second derivative gains ``grad log pi grad log pi^T * advantage`` per step, the
+    dependence of the samples on the parameters to first order in the inner rate.
+
+    Args:
+        pred: ``[T, N, 2A]``.
+        target: ``[T, N, A + 2]`` the actions, the advantage, then the sampling log-density.
+
+    Returns:
+        ``[T]``.
+    """
+    actions, adv, old = target[..., :-2], target[..., -2], target[..., -1]
+    return -(torch.exp(log_prob(pred, actions) - old) * adv).mean(-1)
+
+
 def reinforce_loss(pred: Tensor, target: Tensor) -> Tensor:
     """Vanilla policy-gradient loss of each task: ``-mean(log pi(a|s) * advantage)``.
 
@@ -57,6 +76,9 @@ def reinforce_loss(pred: Tensor, target: Tensor) -> Tensor:
     """
     actions, adv = target[..., :-1], target[..., -1]
     return -(log_prob(pred, actions) * adv).mean(-1)
+
+
+INNER_OBJECTIVES = {"reinforce": reinforce_loss, "lvc": lvc_loss}
 
 
 class PolicyMetaLearner(nn.Module):
@@ -72,12 +94,16 @@ class PolicyMetaLearner(nn.Module):
         inner_lr: step size of the inner policy-gradient steps.
         first_order: drop the second-order terms of the meta-gradient.
         encoder_flow: ``"seed"`` or ``"authors"`` (see the module docstring; MuMoMAML only).
+        inner_objective: ``"reinforce"`` (MAML-TRPO's) or ``"lvc"`` (ProMP's, :func:`lvc_loss`).
     """
 
     def __init__(self, learner: Learner, encoder: TrajectoryEncoder | None = None, modulation: str = "scale",
                  modulation_init: str = "default", inner_lr: float = 0.1, first_order: bool = False,
-                 encoder_flow: str = "seed"):
+                 encoder_flow: str = "seed", inner_objective: str = "reinforce"):
         super().__init__()
+        if inner_objective not in INNER_OBJECTIVES:
+            raise ValueError(f"unknown inner objective {inner_objective!r}; choose one of {', '.join(INNER_OBJECTIVES)}")
+        self.inner_objective = inner_objective
         if encoder_flow not in ENCODER_FLOWS:
             raise ValueError(f"unknown encoder flow {encoder_flow!r}; choose one of {', '.join(ENCODER_FLOWS)}")
         self.encoder_flow = encoder_flow
@@ -136,12 +162,20 @@ class PolicyMetaLearner(nn.Module):
                             getattr(config, "discount", 0.99), getattr(config, "gae_lambda", 1.0), mode)
 
     def inner_step(self, params: Params, taus: Taus | None, episodes: Episodes, create_graph: bool) -> Params:
-        """One policy-gradient step of every task on its own ``episodes``: ``{name: [T, *shape]}``."""
+        """One policy-gradient step of every task on its own ``episodes``: ``{name: [T, *shape]}``.
+
+        The objective is ``inner_objective``'s: the vanilla policy gradient's (``reinforce``) or
+        ProMP's (``lvc``); both take the same step, and differ in what the meta-gradient sees.
+        """
         obs, actions = episodes.flat()
-        target = torch.cat([actions, episodes.advantages.reshape(episodes.num_tasks, -1, 1)], dim=-1)
+        t = episodes.num_tasks
+        columns = [actions, episodes.advantages.reshape(t, -1, 1)]
+        if self.inner_objective == "lvc":
+            columns.append(episodes.log_probs.reshape(t, -1, 1))
         with torch.enable_grad():
-            return self.learner.adapt(params, obs, target, reinforce_loss, 1, self.inner_lr,
-                                      create_graph=create_graph, taus=taus, kind=self.modulation_kind)
+            return self.learner.adapt(params, obs, torch.cat(columns, dim=-1), INNER_OBJECTIVES[self.inner_objective],
+                                      1, self.inner_lr, create_graph=create_graph, taus=taus,
+                                      kind=self.modulation_kind)
 
 
 @dataclass
