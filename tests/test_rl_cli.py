@@ -111,9 +111,11 @@ def test_rl_run_cannot_be_compared_with_regression_run(tmp_path, capsys):
     assert "different tasks" in capsys.readouterr().err
 
 
-def test_ppo_outer_loop_trains_and_resumes_exactly(tmp_path):
-    """The PPO outer loop keeps Adam's state in the checkpoint: 2 + 2 resumed iterations equal 4 straight."""
-    ppo = ["--set", "outer_optimizer=ppo", "--set", "ppo_epochs=2", *TINY]
+@pytest.mark.parametrize("outer", ["ppo", "promp"])
+def test_ppo_outer_loop_trains_and_resumes_exactly(tmp_path, outer):
+    """The PPO (and ProMP) outer loop keeps Adam's state in the checkpoint: 2 + 2 resumed iterations equal 4
+    straight."""
+    ppo = ["--set", f"outer_optimizer={outer}", "--set", "ppo_epochs=2", *TINY]
     full, part = tmp_path / "full", tmp_path / "part"
     assert main(["train", "rl-navigation-mumomaml", "--out", str(full), "--iterations", "4", *ppo]) == 0
     assert main(["train", "rl-navigation-mumomaml", "--out", str(part), "--iterations", "2", *ppo]) == 0

@@ -53,12 +53,13 @@ class RLAlgorithm:
         self.goals = make_goals(config.env)
         self.model = build_policy_metalearner(config, self.env).to(device)
         self.settings = trpo_settings(config)
-        self.divergence_hint = ("lower inner_lr (or ppo_lr)" if config.outer_optimizer == "ppo"
+        self.divergence_hint = ("lower inner_lr (or ppo_lr)" if config.outer_optimizer in ("ppo", "promp")
                                 else "lower inner_lr (or max_kl)")
         self.trpo = trpo_step  # benchmarks/bench_rl.py --reference swaps in the reference step beside it
         self.optimizer = None
-        if config.outer_optimizer == "ppo":
-            self.ppo = PPOSettings(config.ppo_epochs, config.ppo_clip, config.ppo_lr)
+        if config.outer_optimizer in ("ppo", "promp"):
+            self.ppo = PPOSettings(config.ppo_epochs, config.ppo_clip, config.ppo_lr,
+                                   config.promp_inner_kl if config.outer_optimizer == "promp" else 0.0)
             self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.ppo_lr)
         steps = [f"return_step{k}" for k in range(config.inner_steps + 1)]
         self.validation_steps = max(config.eval_inner_steps, config.inner_steps)

@@ -20,12 +20,14 @@ def build_policy_metalearner(config: RLConfig, env: BatchedEnv | None = None) ->
     """MAML (no encoder) or MuMoMAML (encoder + modulation of the chosen hidden layers), freshly initialised."""
     env = env or build_env(config)
     policy = GaussianMLPPolicy(env.observation_dim, env.action_dim, config.hidden_sizes, config.init_log_std)
+    objective = "lvc" if config.outer_optimizer == "promp" else "reinforce"
     if config.method == "maml":
         return PolicyMetaLearner(Learner(policy, low_rank_linear=False), inner_lr=config.inner_lr,
-                                 first_order=config.first_order)
+                                 first_order=config.first_order, inner_objective=objective)
     sites = policy.modulation_sites
     if config.modulated_layers is not None:
         sites = [sites[i] for i in config.modulated_layers]
     encoder = TrajectoryEncoder(env.observation_dim, env.action_dim, config.encoder_hidden, config.embedding_dim)
     return PolicyMetaLearner(Learner(policy, modulate=sites, low_rank_linear=False), encoder, config.modulation,
-                             config.modulation_init, config.inner_lr, config.first_order, config.encoder_flow)
+                             config.modulation_init, config.inner_lr, config.first_order, config.encoder_flow,
+                             objective)

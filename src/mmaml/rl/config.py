@@ -42,7 +42,8 @@ class RLConfig(RunConfig):
     episodes_per_task: int = 20
     discount: float = 0.99
     gae_lambda: float = 1.0
-    # outer loop: trpo (MAML-TRPO, the seed paper's) or ppo (Adam on the clipped surrogate, the authors' code's)
+    # outer loop: trpo (MAML-TRPO, the seed paper's), ppo (Adam on the clipped surrogate) or promp (ProMP, the
+    # authors' code's: ppo's epochs with the LVC inner objective and an inner-KL penalty)
     outer_optimizer: str = "trpo"
     meta_batch_size: int = 40
     max_kl: float = 0.01
@@ -55,6 +56,7 @@ class RLConfig(RunConfig):
     ppo_epochs: int = 5
     ppo_clip: float = 0.1
     ppo_lr: float = 1e-3
+    promp_inner_kl: float = 5e-4  # outer_optimizer promp: the inner-KL penalty's coefficient (the authors')
     # the policy acts in the env's normalised range, mapped linearly onto its action bounds (navigation: [-1, 1]
     # onto the velocity clip of 0.1; half-cheetah: [-10, 10] onto the actuators' [-1, 1]; the point mass's actions
     # are normalised already); false: raw actions, clipped by the env (runs saved before the key)
@@ -99,8 +101,11 @@ class RLConfig(RunConfig):
         super().validate()
         if self.modulation not in RL_MODULATIONS:
             bad("modulation", f"choose one of {', '.join(RL_MODULATIONS)}")
-        if self.outer_optimizer not in ("trpo", "ppo"):
-            bad("outer_optimizer", "choose trpo (MAML-TRPO) or ppo (Adam on the clipped surrogate)")
+        if self.outer_optimizer not in ("trpo", "ppo", "promp"):
+            bad("outer_optimizer", "choose trpo (MAML-TRPO), ppo (Adam on the clipped surrogate) or promp (ProMP: "
+                "the LVC inner objective and an inner-KL penalty as well)")
+        if self.promp_inner_kl < 0:
+            bad("promp_inner_kl", "must not be negative")
         if self.encoder_flow not in ("seed", "authors"):
             bad("encoder_flow", "choose seed (extra unmodulated episodes for the encoder) or authors (the step-0 "
                 "episodes feed the encoder and the first inner step)")

@@ -9,9 +9,14 @@ loop is PPO's: a few epochs of Adam on the clipped importance-weighted surrogate
 
 on the episodes of each task's adapted policy ``pi'_theta``, which depends on the
 meta-parameters through the inner steps (redone, differentiably, every epoch) and,
-for MuMoMAML, through tau. The inner steps are this project's (vanilla policy
-gradient, see :mod:`mmaml.rl.metalearner`), not ProMP's low-variance estimator, so
-that TRPO and this loop differ in the outer optimizer alone.
+for MuMoMAML, through tau. With ``outer_optimizer: ppo`` the inner steps are the
+vanilla policy gradient's (see :mod:`mmaml.rl.metalearner`), so that TRPO and this
+loop differ in the outer optimizer alone. ``outer_optimizer: promp`` is ProMP as the
+authors' code runs it: the inner steps on the LVC objective (whose meta-gradient keeps
+the pre-update samples' dependence on the parameters to first order,
+:func:`mmaml.rl.metalearner.lvc_loss`) and, added to the clipped surrogate, the mean
+over inner steps of ``KL(pi_sampled || pi_current)`` on each step's episodes, times
+``promp_inner_kl`` (5e-4).
 
 Why offer it: TRPO moves all parameters along one natural-gradient direction scaled
 to a KL bound, so parameters whose effect on the policy is small per unit of
@@ -27,7 +32,8 @@ from dataclasses import dataclass
 import torch
 
 from mmaml.rl.maml_trpo import TRPOStats, importance_ratios, surrogate
-from mmaml.rl.metalearner import PolicyMetaLearner, Rollouts
+from mmaml.rl.metalearner import PolicyMetaLearner, Rollouts, adaptation_path
+from mmaml.rl.policy import kl_divergence
 
 
 @dataclass
@@ -35,12 +41,39 @@ class PPOSettings:
     epochs: int = 5
     clip: float = 0.1
     lr: float = 1e-3
+    inner_kl: float = 0.0  # ProMP: the coefficient of the inner-KL penalty (0: PPO's objective alone)
 
 
-def clipped_surrogate(model: PolicyMetaLearner, rollouts: Rollouts, clip: float, create_graph: bool) -> torch.Tensor:
+def clipped_surrogate(model: PolicyMetaLearner, rollouts: Rollouts, clip: float, create_graph: bool,
+                      adapted: tuple | None = None) -> torch.Tensor:
     """``-mean(min(r A, clip(r, 1 - clip, 1 + clip) A))`` over every scored step of every task (a scalar)."""
-    ratio, advantages, _ = importance_ratios(model, rollouts, create_graph)
+    ratio, advantages, _ = importance_ratios(model, rollouts, create_graph, adapted)
     return -torch.minimum(ratio * advantages, ratio.clamp(1 - clip, 1 + clip) * advantages).mean()
+
+
+def step_predictions(model: PolicyMetaLearner, rollouts: Rollouts, path: list) -> list[torch.Tensor]:
+    """``[T, N, 2A]`` of the policy of each inner step (all but the scored entry), on that step's own episodes."""
+    preds = []
+    for (params, taus), episodes in zip(path[:-1], rollouts.steps[:-1]):
+        obs, _ = episodes.flat()
+        preds.append(model.learner(params, obs, taus, model.modulation_kind))
+    return preds
+
+
+def inner_kl(recorded: list[torch.Tensor], current: list[torch.Tensor]) -> torch.Tensor:
+    """ProMP's inner-KL penalty: the mean over inner steps of the mean ``KL(recorded || current)`` of each step."""
+    return torch.stack([kl_divergence(r, c).mean() for r, c in zip(recorded, current)]).mean()
+
+
+def promp_objective(model: PolicyMetaLearner, rollouts: Rollouts, settings: PPOSettings, recorded: list,
+                    create_graph: bool) -> torch.Tensor:
+    """The clipped surrogate of the adapted policies plus ``settings.inner_kl`` times the inner-KL penalty
+    (``recorded``: each inner step's policy when the episodes were sampled, see :func:`step_predictions`)."""
+    path = adaptation_path(model, rollouts, create_graph)
+    loss = clipped_surrogate(model, rollouts, settings.clip, create_graph, path[-1])
+    if settings.inner_kl and recorded:
+        loss = loss + settings.inner_kl * inner_kl(recorded, step_predictions(model, rollouts, path))
+    return loss
 
 
 def ppo_step(model: PolicyMetaLearner, rollouts: Rollouts, settings: PPOSettings, optimizer: torch.optim.Optimizer,
@@ -61,12 +94,16 @@ def ppo_step(model: PolicyMetaLearner, rollouts: Rollouts, settings: PPOSettings
     second_order = not model.first_order
     with torch.enable_grad():
         loss, _, old = surrogate(model, rollouts, None, create_graph=False)
+        recorded = []  # each inner step's policy as it sampled (the parameters have not moved yet)
+        if settings.inner_kl:
+            recorded = [p.detach() for p in step_predictions(model, rollouts,
+                                                                 adaptation_path(model, rollouts, False))]
     loss_before, old = dist.mean(float(loss.detach())), old.detach()
     taken, finite = 0, math.isfinite(loss_before)
     for _ in range(settings.epochs if finite else 0):
         optimizer.zero_grad(set_to_none=True)
         with torch.enable_grad():
-            loss = clipped_surrogate(model, rollouts, settings.clip, create_graph=second_order)
+            loss = promp_objective(model, rollouts, settings, recorded, create_graph=second_order)
             ok = math.isfinite(dist.mean(float(loss.detach())))
             if ok:
                 loss.backward()

@@ -59,13 +59,15 @@ class TRPOStats:
     finite: bool = True
 
 
-def importance_ratios(model: PolicyMetaLearner, rollouts: Rollouts, create_graph: bool) -> tuple[Tensor, Tensor, Tensor]:
+def importance_ratios(model: PolicyMetaLearner, rollouts: Rollouts, create_graph: bool,
+                      adapted: tuple | None = None) -> tuple[Tensor, Tensor, Tensor]:
     """``(ratio [T, N], advantages [T, N], pred [T, N, 2A])`` on the scored episodes.
 
     ``pred`` is the adapted policies' output, redone from the current meta-parameters
-    (differentiably); ``ratio`` is ``pi'(a|s) / pi_old(a|s)`` of every scored step.
+    (differentiably; or from ``adapted``, the ``(params, taus)`` of :func:`adapted_parameters`
+    when the caller has them); ``ratio`` is ``pi'(a|s) / pi_old(a|s)`` of every scored step.
     """
-    params, taus = adapted_parameters(model, rollouts, create_graph)
+    params, taus = adapted_parameters(model, rollouts, create_graph) if adapted is None else adapted
     scored = rollouts.steps[-1]
     obs, actions = scored.flat()
     t = scored.num_tasks

@@ -279,18 +279,27 @@ def rollout_adaptation(
     return Rollouts(goals, mode, encoder_eps, steps, taus, embedding, params, modulated_from)
 
 
-def adapted_parameters(model: PolicyMetaLearner, rollouts: Rollouts, create_graph: bool) -> tuple[Params, Taus | None]:
+def adaptation_path(model: PolicyMetaLearner, rollouts: Rollouts,
+                    create_graph: bool) -> list[tuple[Params, Taus | None]]:
     """Redo the adaptation of ``rollouts`` from the current meta-parameters, differentiably.
 
-    Returns the adapted per-task parameters (after all but the last entry of
-    ``rollouts.steps``) and the modulation of the policy that sampled that last entry
-    (None where it was unmodulated), both functions of the meta-parameters.
+    Returns, for each entry ``k`` of ``rollouts.steps``, the parameters of the policy that
+    sampled it (the shared meta-parameters for ``k = 0``, then each task's after ``k`` inner
+    steps) and its modulation (None where it was unmodulated), all functions of the
+    meta-parameters.
     """
     taus, _ = model.modulation(rollouts.encoder)
     params = model.learner.meta_parameters()
+    path = [(params, model.step_taus(0, taus))]
     for k, episodes in enumerate(rollouts.steps[:-1]):
         params = model.inner_step(params, model.step_taus(k, taus), episodes, create_graph)
-    return params, model.step_taus(len(rollouts.steps) - 1, taus)
+        path.append((params, model.step_taus(k + 1, taus)))
+    return path
+
+
+def adapted_parameters(model: PolicyMetaLearner, rollouts: Rollouts, create_graph: bool) -> tuple[Params, Taus | None]:
+    """The last entry of :func:`adaptation_path`: the adapted parameters and modulation of the scored episodes."""
+    return adaptation_path(model, rollouts, create_graph)[-1]
 
 
 class AdaptedPolicy:
