@@ -12,6 +12,7 @@ from mmaml.rl.envs.registry import make_batched, make_goals
 from mmaml.rl.maml_trpo import surrogate
 from mmaml.rl.metalearner import PolicyMetaLearner, rollout_adaptation
 from mmaml.rl.policy import GaussianMLPPolicy, log_prob
+from test_rl_learning import hand_policy  # the policy of one task, written out
 
 NAMES = ["model.hidden.0.weight", "model.hidden.0.bias", "model.hidden.1.weight", "model.hidden.1.bias",
          "model.mean.weight", "model.mean.bias", "model.log_std"]
@@ -27,18 +28,6 @@ def authors_model(seed=0):
         for head in model.modulation_network.heads:
             head.bias.fill_(2.0)
     return model, env
-
-
-def hand_policy(params, obs, taus):
-    """One task's policy written out: tanh((x W^T + b) * (1 + tau)) per hidden layer, then the mean."""
-    h = obs
-    for i in range(2):
-        h = h @ params[f"model.hidden.{i}.weight"].T + params[f"model.hidden.{i}.bias"]
-        if taus is not None:
-            h = h * (1 + taus[f"hidden.{i}"])
-        h = torch.tanh(h)
-    mean = h @ params["model.mean.weight"].T + params["model.mean.bias"]
-    return torch.cat([mean, params["model.log_std"].expand_as(mean)], -1)
 
 
 def hand_step(params, episodes, t, taus, lr, create_graph):
