@@ -159,8 +159,8 @@ def run_eval(
     from mmaml.training.checkpoint import atomic_write_text
     from mmaml.training.config import ClassificationConfig
     from mmaml.training.evaluation import evaluate
-    from mmaml.training.run_dir import load_run
     from mmaml.training.allocator import keep_freed_memory
+    from mmaml.training.run_dir import load_run
     from mmaml.training.threads import configure_threads
 
     _check_eval_flags(steps, output)  # a given --output; the default lies in the run folder load_run checks

@@ -15,16 +15,16 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from mmaml.errors import CheckpointError, ConfigError, TrainingDiverged
+from mmaml.training.allocator import keep_freed_memory
 from mmaml.training.builder import resolve_device
 from mmaml.training.checkpoint import atomic_write_text, load_checkpoint, save_checkpoint
-from mmaml.training.interrupts import StopRequest
 from mmaml.training.config import RESUMABLE_KEYS, RunConfig, config_differences
 from mmaml.training.distributed import SINGLE, Distributed
+from mmaml.training.interrupts import StopRequest
 from mmaml.training.metrics_log import MetricsLog
 from mmaml.training.run_dir import (CONFIG_NAME, best_checkpoint_path, check_config_file, checkpoint_path,
                                    config_from_state, config_to_yaml, seed_everything)
 from mmaml.training.run_lock import RunLock, ensure_free
-from mmaml.training.allocator import keep_freed_memory
 from mmaml.training.threads import configure_threads
 
 
