@@ -284,3 +284,80 @@ def test_readme_commands_run_from_the_venv_without_activating_it():
     bare = [line for line in lines if re.match(r"^(?:[A-Z_]+=\S+\s+)*(torchrun|mmaml|python)\b", line)]
     assert not bare, bare
     assert any(".venv/bin/torchrun" in line for line in lines)
+
+
+def _subparsers(parser):
+    import argparse
+
+    return next((a.choices for a in parser._actions if isinstance(a, argparse._SubParsersAction)), {})
+
+
+def _quoted_mmaml_commands():
+    """Every ``mmaml`` command line in the bash blocks of README.md and docs/ (continuations joined, comments cut)."""
+    import re
+
+    root = Path(__file__).resolve().parents[1]
+    commands = []
+    for doc in [root / "README.md", *sorted((root / "docs").rglob("*.md"))]:
+        for block in re.findall(r"```bash\n(.*?)```", doc.read_text(), re.S):
+            for line in block.replace("\\\n", " ").splitlines():
+                line = line.split(" #")[0].split("#")[0] if not line.lstrip().startswith("#") else ""
+                for part in re.split(r";|&&", line):
+                    match = re.search(r"(?:^|[\s/])mmaml\s+(\S.*)$", part.strip())
+                    if match:
+                        commands.append((doc.name, match.group(1).strip()))
+    return commands
+
+
+def test_every_quoted_command_names_a_real_subcommand_flag_preset_and_key():
+    """A flag, preset or config key renamed later fails here, not in a reader's terminal."""
+    import dataclasses
+    import shlex
+
+    from mmaml.cli.main import build_parser
+    from mmaml.rl.config import RLConfig
+    from mmaml.training.config import ClassificationConfig, RegressionConfig
+    from mmaml.training.presets import PRESETS
+
+    keys = {f.name for kind in (RegressionConfig, ClassificationConfig, RLConfig) for f in dataclasses.fields(kind)}
+    commands = _quoted_mmaml_commands()
+    assert len(commands) > 40
+    problems = []
+    for doc, text in commands:
+        tokens = [t.strip("[]") for t in shlex.split(text.replace("|", " "))]
+        tokens = [t for t in tokens if t and t != "..."]
+        parser = build_parser()
+        sub = _subparsers(parser).get(tokens[0])
+        if sub is None:
+            problems.append(f"{doc}: no subcommand {tokens[0]!r} in {text!r}")
+            continue
+        rest = tokens[1:]
+        nested = _subparsers(sub)
+        if nested:
+            sub = nested.get(rest[0]) if rest else None
+            if sub is None:
+                problems.append(f"{doc}: no '{tokens[0]} {rest[0] if rest else ''}' in {text!r}")
+                continue
+            rest = rest[1:]
+        options = set(sub._option_string_actions)
+        positionals = []
+        skip = False
+        for i, token in enumerate(rest):
+            if skip:
+                skip = False
+                if rest[i - 1] == "--set" and "=" in token and token.split("=")[0] not in keys | {"key"}:
+                    problems.append(f"{doc}: no config key {token.split('=')[0]!r} in {text!r}")
+                continue
+            if token.startswith("--"):
+                name = token.split("=")[0]
+                if name not in options:
+                    problems.append(f"{doc}: '{tokens[0]}' has no {name} (in {text!r})")
+                action = sub._option_string_actions.get(name)
+                skip = action is not None and action.nargs != 0 and "=" not in token
+            else:
+                positionals.append(token)
+        if tokens[0] == "train" and positionals:
+            preset = positionals[0]
+            if "/" not in preset and not preset.endswith((".yaml", ".yml")) and preset not in PRESETS:
+                problems.append(f"{doc}: no preset {preset!r} in {text!r}")
+    assert not problems, "\n".join(problems)
