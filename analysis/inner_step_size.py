@@ -4,7 +4,7 @@ For each run folder given, the model is loaded, modulated and adapted with one i
 step on ``--tasks`` fresh test tasks of its modes (a fixed seed, as many per mode), and
 for every learner parameter prints the mean over tasks of ``|theta_1 - theta_0|`` (the
 step), ``|theta_0|`` and their ratio. Used to read why the 3-mode softmax model's five
-gradient steps change its predictions so little (docs/results.md, Table 1 discussion):
+gradient steps change its predictions so little (docs/notes/regression-variants.md, the discussion):
 a softmax over a layer's units scales each by about 1/units, which the learner's weights
 absorb by growing, while the inner steps on them shrink.
 

@@ -2,7 +2,7 @@
 
 1. Mode identification on the evaluation's test goals (``--goals``, the runs' evaluation
    seed), from the task embeddings alone (no returns sampled): k-NN and linear-probe
-   accuracy, silhouette (:func:`mmaml.training.mode_identification.mode_identification`).
+   accuracy, silhouette (:func:`mmaml.engine.mode_identification.mode_identification`).
 2. The outer objective's gradient with respect to each task's own modulation vector
    tau_i, for ``--tasks`` tasks (as many per mode) whose adaptation is sampled as in
    training (the surrogate of the TRPO/PPO step, on the adapted policy's episodes,
@@ -88,7 +88,7 @@ def identification(run_dir: str, num_goals: int) -> dict[str, float]:
     from mmaml.rl.builder import build_env
     from mmaml.rl.envs.registry import make_goals
     from mmaml.rl.evaluation import embed_test_tasks
-    from mmaml.training.mode_identification import mode_identification
+    from mmaml.engine.mode_identification import mode_identification
 
     model = mmaml.load(run_dir, device="cpu")
     config = model.config
@@ -118,7 +118,7 @@ def readability(run_dir: str, num_goals: int) -> dict[str, float]:
     from mmaml.rl.builder import build_env
     from mmaml.rl.evaluation import encoder_inputs, sample_test_goals
     from mmaml.rl.envs.registry import make_goals
-    from mmaml.training.mode_identification import mode_identification
+    from mmaml.engine.mode_identification import mode_identification
 
     model = mmaml.load(run_dir, device="cpu")
     config = model.config

@@ -33,10 +33,10 @@ def worker(args) -> None:
     """Time iterations in this process (one rank of a torchrun launch, or alone)."""
     import torch
 
-    from mmaml.training.config import apply_overrides
-    from mmaml.training.distributed import Distributed
-    from mmaml.training.presets import resolve
-    from mmaml.training.trainer import build_algorithm
+    from mmaml.engine.config import apply_overrides
+    from mmaml.engine.distributed import Distributed
+    from mmaml.presets import resolve
+    from mmaml.kinds import build_algorithm
 
     dist = Distributed.from_environment()
     torch.set_num_threads(args.threads)

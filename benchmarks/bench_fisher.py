@@ -41,12 +41,12 @@ def main() -> int:
     args = parser.parse_args()
     torch.set_num_threads(1)
     if args.malloc == "keep":
-        from mmaml.training.allocator import keep_freed_memory
+        from mmaml.engine.allocator import keep_freed_memory
 
         keep_freed_memory()
     from mmaml.rl.algorithm import RLAlgorithm
     from mmaml.rl.maml_trpo import fisher_tasks, fisher_vector_product, split_for_fisher, surrogate
-    from mmaml.training.presets import resolve
+    from mmaml.presets import resolve
 
     config = resolve(args.preset).validate()
     torch.manual_seed(0)

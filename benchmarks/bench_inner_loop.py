@@ -44,13 +44,14 @@ def rss_mb() -> float:
 
 
 def setup(preset: str, device: str):
-    from mmaml.training.builder import build_metalearner, build_tasks, resolve_device
-    from mmaml.training.presets import resolve
+    from mmaml.kinds import build_model, build_tasks
+    from mmaml.engine.device import resolve_device
+    from mmaml.presets import resolve
 
     config = resolve(preset).validate()
     dev = resolve_device(device)
     torch.manual_seed(0)
-    model = build_metalearner(config).to(dev)
+    model = build_model(config).to(dev)
     t0 = time.perf_counter()
     tasks = build_tasks(config)
     setup.seconds = time.perf_counter() - t0

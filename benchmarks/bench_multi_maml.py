@@ -23,8 +23,8 @@ import torch
 
 
 def main() -> int:
-    from mmaml.training.builder import build_metalearner, build_tasks
-    from mmaml.training.presets import resolve
+    from mmaml.kinds import build_model, build_tasks
+    from mmaml.presets import resolve
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--preset", default="regression-2modes-multi-maml")
@@ -37,7 +37,7 @@ def main() -> int:
     if config.method != "multi_maml":
         parser.error(f"{args.preset} is not a Multi-MAML preset")
     torch.manual_seed(0)
-    model = build_metalearner(config)
+    model = build_model(config)
     tasks = build_tasks(config)
     gen = torch.Generator().manual_seed(0)
     variants = {

@@ -44,13 +44,13 @@ def synthetic_tasks(config, classes: int = 64, per_class: int = 30):
 
 
 def time_preset(preset: str, device: torch.device, args) -> dict:
-    from mmaml.training.builder import build_metalearner, build_tasks
-    from mmaml.training.config import ClassificationConfig
-    from mmaml.training.presets import resolve
+    from mmaml.kinds import build_model, build_tasks
+    from mmaml.supervised.config import ClassificationConfig
+    from mmaml.presets import resolve
 
     config = resolve(preset).validate()
     torch.manual_seed(0)
-    model = build_metalearner(config).to(device)
+    model = build_model(config).to(device)
     images = isinstance(config, ClassificationConfig)
     tasks = synthetic_tasks(config) if images and args.synthetic else build_tasks(config)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.meta_lr)
@@ -112,7 +112,7 @@ def main() -> int:
     parser.add_argument("--json", help="also write the results to this file")
     args = parser.parse_args()
 
-    from mmaml.training.builder import resolve_device
+    from mmaml.engine.device import resolve_device
 
     device = resolve_device(args.device)
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or platform.machine()

@@ -307,8 +307,8 @@ REFERENCE = " [reference]"
 def bench_iterations(args) -> dict:
     from mmaml.rl.algorithm import RLAlgorithm
     from mmaml.rl.trpo_reference import reference_trpo_step
-    from mmaml.training.config import apply_overrides, parse_assignment
-    from mmaml.training.presets import resolve
+    from mmaml.engine.config import apply_overrides, parse_assignment
+    from mmaml.presets import resolve
 
     overrides = dict(parse_assignment(s) for s in args.set)
     presets = [p for p in args.presets.split(",") if p]
@@ -341,7 +341,7 @@ def bench_iterations(args) -> dict:
         for preset in presets:
             with Clock() as c:
                 row = algos[preset].step()
-            parts = {"sample": row["sample_seconds"], "adapt": row["adapt_seconds"], "trpo": row["trpo_seconds"]}
+            parts = {"sample": row["sample_seconds"], "adapt": row["adapt_seconds"], "trpo": row["outer_seconds"]}
             parts["other"] = c.wall - sum(parts.values())
             parts["total"] = c.wall
             for part, seconds in parts.items():
@@ -413,8 +413,8 @@ def bench_trpo(args) -> dict:
 
     from mmaml.rl.algorithm import RLAlgorithm
     from mmaml.rl.trpo_reference import reference_trpo_step
-    from mmaml.training.config import apply_overrides, parse_assignment
-    from mmaml.training.presets import resolve
+    from mmaml.engine.config import apply_overrides, parse_assignment
+    from mmaml.presets import resolve
 
     overrides = dict(parse_assignment(s) for s in args.set)
     steps = {"default": None, "reference": reference_trpo_step}
@@ -483,14 +483,14 @@ def main() -> int:
                         help="also time the reference TRPO step (part 2 and, on the same rollouts, part 3)")
     parser.add_argument("--malloc", choices=("keep", "default"), default="keep",
                         help="keep: glibc keeps freed memory for reuse, as training sets it "
-                             "(mmaml.training.allocator); default: glibc's own settings")
+                             "(mmaml.engine.allocator); default: glibc's own settings")
     parser.add_argument("--json", help="also write the results to this file")
     args = parser.parse_args()
     if args.repeats < 1:
         parser.error("--repeats must be at least 1")
     torch.set_num_threads(args.threads)
     if args.malloc == "keep":
-        from mmaml.training.allocator import keep_freed_memory
+        from mmaml.engine.allocator import keep_freed_memory
 
         keep_freed_memory()
 

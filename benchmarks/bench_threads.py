@@ -7,7 +7,7 @@ ones) with ``OMP_NUM_THREADS`` set, so that torch starts with that many threads.
 "Busy" runs one CPU-bound Python process (a spinning loop, one core) beside it
 for the whole measurement. The half-cheetah is also timed with its physics on
 every core (``sim_threads``). What ``threads: auto`` chooses per family is
-printed beside the measurements (:mod:`mmaml.training.threads`).
+printed beside the measurements (:mod:`mmaml.engine.threads`).
 
 First, what the CPUs give together: one CPU-bound kernel (a one-thread float32
 matmul loop, and a pure-Python loop) timed alone and as that many copies at
@@ -97,7 +97,7 @@ def main() -> int:
     parser.add_argument("--json", help="also write the results to this file")
     args = parser.parse_args()
     sys.path.insert(0, str(HERE.parent / "src"))
-    from mmaml.training.threads import family_threads
+    from mmaml.engine.threads import family_threads
 
     started = time.perf_counter()
     print(f"# What {CPUS} CPUs give together\n")

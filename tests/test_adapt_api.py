@@ -11,7 +11,7 @@ import mmaml
 from mmaml.cli.main import main
 from mmaml.errors import CheckpointError
 from mmaml.metalearners.losses import mse_per_task
-from mmaml.training.builder import build_tasks
+from mmaml.kinds import build_tasks
 
 
 @pytest.fixture(scope="module")
@@ -225,7 +225,7 @@ def test_predict_reads_official_omniglot_files_as_the_loader_does(tmp_path, monk
                  "--set", "images_per_class=20", "--set", "channels=[8,8,8,8]", "--no-progress",
                  "--no-tensorboard"]) == 0
     model = mmaml.load(run)
-    from mmaml.training.checkpoint import load_checkpoint
+    from mmaml.engine.checkpoint import load_checkpoint
 
     assert load_checkpoint(run / "checkpoint.pt")["image_transforms"] == {"omniglot": "ink-inverted",
                                                                           "tiny_imagenet": "rgb"}

@@ -8,7 +8,7 @@ import pytest
 
 PROGRAM = """
 import resource, sys, torch
-from mmaml.training.allocator import keep_freed_memory
+from mmaml.engine.allocator import keep_freed_memory
 from mmaml.rl.algorithm import RLAlgorithm
 from mmaml.rl.config import RLConfig
 torch.set_num_threads(1)

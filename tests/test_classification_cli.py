@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from mmaml.cli.main import main
-from mmaml.training.presets import PRESETS, resolve
+from mmaml.presets import PRESETS, resolve
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 needs_data = pytest.mark.skipif(
@@ -31,18 +31,18 @@ def test_classification_presets_have_the_paper_settings():
 
 def test_modulated_conv_blocks_can_be_chosen():
     from mmaml.errors import ConfigError
-    from mmaml.training.builder import build_metalearner
-    from mmaml.training.config import apply_overrides, parse_assignment
+    from mmaml.kinds import build_model
+    from mmaml.engine.config import apply_overrides, parse_assignment
 
     def override(text):
         return apply_overrides(resolve("classification-cpu-2modes-mumomaml-5w1s"), dict([parse_assignment(text)]))
 
     config = override("modulated_layers=[0,2]")
-    model = build_metalearner(config.validate())
+    model = build_model(config.validate())
     assert list(model.learner.sites) == ["blocks.0.norm", "blocks.2.norm"]
     assert len(model.modulation_network.heads) == 2
-    assert len(build_metalearner(resolve("classification-2modes-mumomaml-5w1s")).learner.sites) == 4
-    assert len(build_metalearner(resolve("classification-cpu-2modes-mumomaml-5w1s")).learner.sites) == 3
+    assert len(build_model(resolve("classification-2modes-mumomaml-5w1s")).learner.sites) == 4
+    assert len(build_model(resolve("classification-cpu-2modes-mumomaml-5w1s")).learner.sites) == 3
     for bad in ("modulated_layers=[4]", "modulated_layers=[1,1]", "modulated_layers=[]"):
         with pytest.raises(ConfigError, match="modulated_layers"):
             override(bad).validate()

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from mmaml.cli.main import main
-from mmaml.training.checkpoint import load_checkpoint
+from mmaml.engine.checkpoint import load_checkpoint
 
 TINY = ["--set", "hidden_sizes=[16,16]", "--set", "meta_batch_size=4", "--set", "encoder_hidden=8",
         "--set", "log_every=2", "--no-progress"]
@@ -274,12 +274,13 @@ def test_demo_the_main_job_runs_and_reuses_finished_runs(tmp_path, capsys):
 
 
 def test_readme_commands_run_from_the_venv_without_activating_it():
-    """Every command line quoted in the README calls the venv's own executables (a bare torchrun or mmaml
-    is not on PATH after `make`)."""
+    """Every command line quoted in the README and the how-to pages calls the venv's own executables (a bare
+    torchrun or mmaml is not on PATH after `make`)."""
     import re
 
-    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
-    blocks = re.findall(r"```bash\n(.*?)```", readme, re.S)
+    root = Path(__file__).resolve().parents[1]
+    pages = [root / "README.md", *(root / "docs" / name for name in ("cli.md", "api.md", "data.md", "scaling.md"))]
+    blocks = [b for page in pages for b in re.findall(r"```bash\n(.*?)```", page.read_text(), re.S)]
     lines = [line.strip() for block in blocks for line in block.splitlines()]
     bare = [line for line in lines if re.match(r"^(?:[A-Z_]+=\S+\s+)*(torchrun|mmaml|python)\b", line)]
     assert not bare, bare
@@ -316,8 +317,8 @@ def test_every_quoted_command_names_a_real_subcommand_flag_preset_and_key():
 
     from mmaml.cli.main import build_parser
     from mmaml.rl.config import RLConfig
-    from mmaml.training.config import ClassificationConfig, RegressionConfig
-    from mmaml.training.presets import PRESETS
+    from mmaml.supervised.config import ClassificationConfig, RegressionConfig
+    from mmaml.presets import PRESETS
 
     keys = {f.name for kind in (RegressionConfig, ClassificationConfig, RLConfig) for f in dataclasses.fields(kind)}
     commands = _quoted_mmaml_commands()

@@ -1,8 +1,9 @@
 import pytest
 
 from mmaml.errors import ConfigError
-from mmaml.training.config import RegressionConfig, apply_overrides, parse_assignment
-from mmaml.training.presets import PRESETS, resolve
+from mmaml.supervised.config import RegressionConfig
+from mmaml.engine.config import apply_overrides, parse_assignment
+from mmaml.presets import PRESETS, resolve
 
 
 def test_every_preset_resolves_to_a_valid_config_with_paper_settings():
@@ -69,8 +70,8 @@ def test_unknown_preset_and_bad_yaml(tmp_path):
 
 def test_seed_equal_to_eval_seed_is_rejected():
     from mmaml.errors import ConfigError
-    from mmaml.training.config import apply_overrides
-    from mmaml.training.presets import resolve
+    from mmaml.engine.config import apply_overrides
+    from mmaml.presets import resolve
 
     for preset in ("regression-2modes-film", "rl-navigation-maml"):
         config = resolve(preset)
@@ -81,9 +82,9 @@ def test_seed_equal_to_eval_seed_is_rejected():
 @pytest.mark.parametrize("modes, expected", [(["sinusoid", "linear"], ["hidden.0"]),
                                              (["sinusoid", "linear", "quadratic"], ["hidden.0", "hidden.1", "hidden.2"])])
 def test_hand_written_config_modulates_the_papers_layers_for_its_mode_count(modes, expected):
-    from mmaml.training.builder import build_metalearner
-    from mmaml.training.config import RegressionConfig
+    from mmaml.kinds import build_model
+    from mmaml.supervised.config import RegressionConfig
 
     config = RegressionConfig(modes=modes, meta_batch_size=6 * len(modes)).validate()
     assert config.modulated_layers is None
-    assert list(build_metalearner(config).learner.sites) == expected
+    assert list(build_model(config).learner.sites) == expected

@@ -14,9 +14,9 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import mmaml.training.trainer as trainer_module
+import mmaml.engine.trainer as trainer_module
 from mmaml.cli.main import main
-from mmaml.training.config import config_types
+from mmaml.kinds import config_types
 
 KEYS = sorted({f for kind in config_types().values() for f in kind.__dataclass_fields__})
 SCALARS = st.one_of(st.none(), st.booleans(), st.integers(-10**12, 10**12),

@@ -19,8 +19,8 @@ from pathlib import Path
 
 import torch
 
-from mmaml.training.checkpoint import load_checkpoint
-from mmaml.training.metrics_log import read_metrics
+from mmaml.engine.checkpoint import load_checkpoint
+from mmaml.engine.metrics_log import read_metrics
 
 ITERATIONS = 60
 TRIALS = 20

@@ -15,12 +15,12 @@ from mmaml.data.image_classes import ImageClasses
 from mmaml.metalearners.losses import cross_entropy_per_task
 from mmaml.models.conv import ConvLearner, ConvTaskEncoder
 from mmaml.tasks.classification import ImageClassificationTasks
-from mmaml.training.builder import build_tasks
-from mmaml.training.config import apply_overrides
-from mmaml.training.evaluation import evaluate
-from mmaml.training.presets import resolve
-from mmaml.training.run_dir import load_run
-from mmaml.training.trainer import Trainer
+from mmaml.kinds import build_tasks
+from mmaml.engine.config import apply_overrides
+from mmaml.supervised.evaluation import evaluate
+from mmaml.presets import resolve
+from mmaml.runs import load_run
+from mmaml.runs import make_trainer
 
 CUDA = pytest.param("cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device here"))
 
@@ -89,7 +89,7 @@ def test_a_run_trained_on_a_device_resumes_and_evaluates_on_the_cpu(tmp_path, de
              "checkpoint_every": 2, "device": device}
     config = apply_overrides(resolve("regression-2modes-film"), small).validate()
     run = tmp_path / "run"
-    trainer = Trainer(config, run, progress=False, tensorboard=False)
+    trainer = make_trainer(config, run, progress=False, tensorboard=False)
     trainer.train(stop_after=2)
     assert all(p.device.type == device for p in trainer.model.parameters())
     on_device = evaluate(trainer.model, build_tasks(config), num_tasks=50, seed=3)
@@ -100,7 +100,7 @@ def test_a_run_trained_on_a_device_resumes_and_evaluates_on_the_cpu(tmp_path, de
     for key in ("post_modulation_mse", "post_adaptation_mse"):
         assert on_cpu[key]["mean"] == pytest.approx(on_device[key]["mean"], rel=1e-4)
 
-    resumed = Trainer(apply_overrides(config, {"device": "cpu"}).validate(), run, resume=True, progress=False,
+    resumed = make_trainer(apply_overrides(config, {"device": "cpu"}).validate(), run, resume=True, progress=False,
                       tensorboard=False)
     resumed.train()
     assert resumed.iteration == 4

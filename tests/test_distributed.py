@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from mmaml.training.checkpoint import load_checkpoint
-from mmaml.training.metrics_log import read_metrics
+from mmaml.engine.checkpoint import load_checkpoint
+from mmaml.engine.metrics_log import read_metrics
 
 SMALL = ["--set", "task_rng=per_iteration", "--set", "meta_batch_size=10", "--set", "log_every=1",
          "--set", "hidden_sizes=[32,32]", "--no-progress", "--no-tensorboard"]
@@ -218,7 +218,7 @@ def test_meta_rl_eval_of_a_stream_run_stays_on_rank_0(tmp_path):
 def test_each_rank_takes_its_local_gpu_and_a_share_of_the_cores(monkeypatch):
     """Placement without a GPU machine: ``LOCAL_RANK`` picks the GPU when CUDA is there and the config
     allows it; on CPUs the local ranks split the cores unless OMP_NUM_THREADS is set."""
-    from mmaml.training.distributed import Distributed
+    from mmaml.engine.distributed import Distributed
 
     rank = Distributed(rank=3, world=4, local_rank=1, local_world=2, backend="nccl")
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
@@ -227,7 +227,7 @@ def test_each_rank_takes_its_local_gpu_and_a_share_of_the_cores(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     assert rank.device("auto") == "auto"  # resolved to the CPU later
     assert Distributed().device("auto") == "auto"  # a single process is left alone
-    from mmaml.training.threads import FAMILY_THREADS, resolve_threads
+    from mmaml.engine.threads import FAMILY_THREADS, resolve_threads
 
     monkeypatch.setitem(FAMILY_THREADS, "regression", None)  # a family whose default is every core
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)

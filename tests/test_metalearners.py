@@ -107,7 +107,7 @@ def test_maml_bias_transformation_is_adapted():
 
 
 def test_mean_ci95_by_hand():
-    from mmaml.training.evaluation import mean_ci95
+    from mmaml.engine.statistics import mean_ci95
 
     result = mean_ci95(torch.tensor([1.0, 2.0, 3.0, 4.0]))
     # std (n - 1) = sqrt(5/3) = 1.290994; 1.96 * 1.290994 / sqrt(4) = 1.265174
@@ -138,3 +138,37 @@ def test_recurrent_encoder_embedding_is_last_forward_and_first_backward_output()
     bwd2 = direction(1, "_reverse", layer2_in.flip(1)).flip(1)
     expected = torch.cat([fwd2[:, -1], bwd2[:, 0]], -1)
     torch.testing.assert_close(encoder(x, y), expected)
+
+
+def test_supervised_and_rl_meta_learners_share_one_protocol():
+    """Every meta-learner offers the MetaLearner protocol, and its adapt gives a model of the adapted tasks."""
+    from mmaml.core.meta_learner import MetaLearner
+    from mmaml.kinds import build_model
+    from mmaml.presets import resolve
+    from mmaml.rl.envs.registry import make_batched
+    from mmaml.engine.config import apply_overrides
+
+    regression = {"hidden_sizes": [8], "encoder_hidden": 4, "modulated_layers": None}
+    for preset in ("regression-2modes-maml", "regression-2modes-film"):
+        model = build_model(apply_overrides(resolve(preset), regression).validate())
+        assert isinstance(model, MetaLearner)
+        assert model.modulated == (preset.endswith("film"))
+        x = torch.linspace(-1, 1, 10).reshape(2, 5, 1)
+        adapted = model.adapt(x, torch.sin(x), steps=1)
+        assert adapted(x).shape == (2, 5, 1)
+    for method in ("maml", "mumomaml"):
+        config = apply_overrides(resolve(f"rl-navigation-{method}"), {
+            "hidden_sizes": [8], "encoder_hidden": 4, "embedding_dim": 4, "episodes_per_task": 2,
+            "eval_inner_steps": 1}).validate()
+        model = build_model(config)
+        assert isinstance(model, MetaLearner)
+        assert model.modulated == (method == "mumomaml")
+        assert len(model.parameter_groups()) == (2 if model.modulated else 1)
+        assert sum(p.numel() for g in model.parameter_groups() for p in g) == sum(p.numel() for p in model.parameters())
+        env = make_batched(config.env)
+        goals = torch.tensor([[0.3, 0.2], [-0.4, 0.1]])
+        adapted = model.adapt(env, goals)
+        assert len(adapted.rollouts.steps) == config.eval_inner_steps + 1  # the run's eval_inner_steps by default
+        assert adapted.rollouts.steps[0].num_tasks == 2
+        obs = torch.zeros(2, 3, env.observation_dim)
+        assert adapted(obs).shape == (2, 3, 2 * env.action_dim)

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from mmaml.cli.main import main
-from mmaml.training.mode_identification import mode_identification
+from mmaml.engine.mode_identification import mode_identification
 
 
 def clusters(separation: float, n: int = 300, modes: int = 3, dim: int = 8, seed: int = 0):

@@ -8,7 +8,8 @@ import pytest
 
 from mmaml.errors import ConfigError, TrainingDiverged
 from mmaml.rl.config import RLConfig
-from mmaml.training.config import ClassificationConfig, RegressionConfig, apply_overrides, parse_assignment
+from mmaml.supervised.config import ClassificationConfig, RegressionConfig
+from mmaml.engine.config import apply_overrides, parse_assignment
 
 
 def float_keys(kind):
@@ -34,12 +35,12 @@ def test_a_non_finite_value_is_refused_naming_the_key(kind, key, raw):
 
 
 def test_a_diverging_rl_run_stops_and_names_the_rl_settings(tmp_path):
-    from mmaml.training.trainer import Trainer
+    from mmaml.runs import make_trainer
 
     for outer, hint in (("trpo", "lower inner_lr (or max_kl)"), ("ppo", "lower inner_lr (or ppo_lr)")):
         config = RLConfig(method="maml", env="navigation", meta_batch_size=4, episodes_per_task=3, hidden_sizes=[8],
                           inner_lr=1e30, iterations=8, max_nonfinite_steps=2, outer_optimizer=outer).validate()
         with pytest.raises(TrainingDiverged) as err:
-            Trainer(config, tmp_path / outer, progress=False, tensorboard=False).train()
+            make_trainer(config, tmp_path / outer, progress=False, tensorboard=False).train()
         assert "diverged at iteration 2" in str(err.value) and hint in str(err.value)
         assert "meta_lr" not in str(err.value)

@@ -10,11 +10,11 @@ import torch
 from mmaml.cli.main import main
 from mmaml.reproduction.runner import row_status
 from mmaml.reproduction.table1 import Row, render_markdown
-from mmaml.training.presets import resolve
-from mmaml.training.run_lock import RunLock
-from mmaml.training.trainer import Trainer
-from mmaml.training.config import apply_overrides
-from mmaml.training.checkpoint import load_checkpoint
+from mmaml.presets import resolve
+from mmaml.engine.run_lock import RunLock
+from mmaml.runs import make_trainer
+from mmaml.engine.config import apply_overrides
+from mmaml.engine.checkpoint import load_checkpoint
 
 ARGS = ["--modes", "2", "--eval-tasks", "40", "--no-progress"]
 
@@ -84,7 +84,7 @@ def test_interrupted_row_resumes_to_the_uninterrupted_result(tmp_path):
     for d in (full, part):
         d.mkdir()
     config = apply_overrides(resolve(preset), {"iterations": 4}).validate()
-    Trainer(config, part / preset, progress=False, tensorboard=False).train(stop_after=2)  # the interruption
+    make_trainer(config, part / preset, progress=False, tensorboard=False).train(stop_after=2)  # the interruption
     assert row_status(part / preset, 40).iteration == 2
     for d in (full, part):
         assert main(["reproduce", "table1", "--out", str(d), "--iterations", "4", "--rows", "film", *ARGS]) == 0
@@ -217,7 +217,7 @@ def test_terminating_reproduce_stops_the_rows_it_started(tmp_path):
     import sys
     import time
 
-    from mmaml.training.run_lock import lock_holder
+    from mmaml.engine.run_lock import lock_holder
 
     run_dir = tmp_path / "regression-2modes-film"
     parent = subprocess.Popen(

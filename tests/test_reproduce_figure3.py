@@ -7,7 +7,7 @@ import json
 import pytest
 
 from mmaml.cli.main import main
-from mmaml.training.checkpoint import load_checkpoint
+from mmaml.engine.checkpoint import load_checkpoint
 
 TINY = ["--set", "meta_batch_size=2", "--set", "episodes_per_task=2", "--set", "hidden_sizes=[8]",
         "--set", "encoder_hidden=8", "--set", "embedding_dim=8", "--set", "eval_inner_steps=1",

@@ -13,8 +13,8 @@ from pathlib import Path
 import torch
 
 from mmaml.cli.main import main
-from mmaml.training.checkpoint import load_checkpoint
-from mmaml.training.metrics_log import read_metrics
+from mmaml.engine.checkpoint import load_checkpoint
+from mmaml.engine.metrics_log import read_metrics
 
 SMALL = ["--no-progress", "--no-tensorboard", "--set", "hidden_sizes=[16,16]", "--set", "meta_batch_size=4"]
 

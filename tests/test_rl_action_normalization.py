@@ -9,7 +9,7 @@ import torch
 
 from mmaml.rl.config import RLConfig
 from mmaml.rl.envs.registry import make_batched, make_goals
-from mmaml.training.config import saved_config_from_dict
+from mmaml.kinds import saved_config_from_dict
 
 
 def test_navigation_maps_minus_one_one_onto_the_velocity_clip_by_hand():
@@ -66,7 +66,7 @@ def test_a_run_records_the_setting_and_a_run_saved_without_it_keeps_raw_actions(
 @pytest.mark.parametrize("value", ["yes", 1])
 def test_normalize_actions_must_be_true_or_false(value):
     from mmaml.errors import ConfigError
-    from mmaml.training.config import apply_overrides
+    from mmaml.engine.config import apply_overrides
 
     with pytest.raises(ConfigError, match="normalize_actions must be true or false"):
         apply_overrides(RLConfig(), {"normalize_actions": value})

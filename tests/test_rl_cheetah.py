@@ -17,8 +17,8 @@ from mmaml.rl.envs.goals import cheetah_location_goals, cheetah_speed_goals
 from mmaml.rl.envs.half_cheetah import BatchedHalfCheetah, HalfCheetahTaskEnv, cheetah_model, cheetah_xml
 from mmaml.rl.envs.mujoco_batch import BatchedMujoco
 from mmaml.rl.envs.registry import reference_returns
-from mmaml.training.checkpoint import load_checkpoint
-from mmaml.training.metrics_log import read_metrics
+from mmaml.engine.checkpoint import load_checkpoint
+from mmaml.engine.metrics_log import read_metrics
 
 DT = 0.05
 

@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from mmaml.cli.main import main
-from mmaml.training.metrics_log import read_metrics
-from mmaml.training.checkpoint import load_checkpoint
+from mmaml.engine.metrics_log import read_metrics
+from mmaml.engine.checkpoint import load_checkpoint
 
 TINY = ["--set", "meta_batch_size=4", "--set", "episodes_per_task=2", "--set", "hidden_sizes=[8]",
         "--set", "encoder_hidden=8", "--set", "embedding_dim=8", "--set", "checkpoint_every=2",
@@ -126,7 +126,7 @@ def test_ppo_outer_loop_trains_and_resumes_exactly(tmp_path, outer):
     for k in a:
         assert torch.equal(a[k], b[k]), k
     rows = read_metrics(full)
-    assert all(r["backtracks"] == 0 and r["kl"] > 0 for r in rows)  # every epoch taken, the policy moved
+    assert all(r["skipped_epochs"] == 0 and r["kl"] > 0 for r in rows)  # every epoch taken, the policy moved
 
 
 def test_rl_modulation_analysis_runs_on_a_tiny_run(tmp_path):

@@ -47,8 +47,8 @@ def test_step_zero_is_unmodulated_and_feeds_the_encoder_and_the_first_step():
     model, env = authors_model()
     rollouts = sample(model, env, steps=2)
     first = rollouts.steps[0]
-    assert rollouts.encoder.observations.shape == first.observations.shape  # all 3 step-0 episodes, no extra ones
-    assert torch.equal(rollouts.encoder.actions, first.actions)
+    assert rollouts.encoder_episodes.observations.shape == first.observations.shape  # all 3 step-0 episodes, no extra ones
+    assert torch.equal(rollouts.encoder_episodes.actions, first.actions)
     assert rollouts.modulated_from == 1
     theta = {n: p.detach() for n, p in model.learner.named_parameters()}
     taus_all, _ = model.modulation(first)
@@ -82,7 +82,7 @@ def test_meta_gradient_follows_the_authors_flow_and_trains_the_encoder():
     params = list(model.parameters())
     batched, _, _ = surrogate(model, rollouts, None, create_graph=True)
     theta = dict(model.learner.named_parameters())
-    taus_all, _ = model.modulation(rollouts.encoder)
+    taus_all, _ = model.modulation(rollouts.encoder_episodes)
     losses = []
     for t in range(4):
         adapted = hand_step(dict(theta), rollouts.steps[0], t, None, 0.1, True)  # unmodulated first step
@@ -112,12 +112,12 @@ def test_the_flow_is_a_checked_config_key():
 
 def test_a_run_with_the_authors_flow_trains_and_evaluates(tmp_path):
     from mmaml.rl.evaluation import encoder_inputs
-    from mmaml.training.trainer import Trainer
+    from mmaml.runs import make_trainer
 
     config = RLConfig(env="navigation-bimodal", encoder_flow="authors", meta_batch_size=4, episodes_per_task=3,
                       hidden_sizes=[8], encoder_hidden=8, embedding_dim=8, iterations=2, validate_every=1,
                       validation_tasks=4, eval_inner_steps=1).validate()
-    trainer = Trainer(config, tmp_path / "run", progress=False, tensorboard=False)
+    trainer = make_trainer(config, tmp_path / "run", progress=False, tensorboard=False)
     trainer.train()
     goals, _ = make_goals(config.env).sample(4, torch.Generator().manual_seed(0))
     episodes = encoder_inputs(trainer.model, config, trainer.algorithm.env, goals, torch.Generator().manual_seed(0))

@@ -14,6 +14,7 @@ import pytest
 import torch
 from torch.distributions import Independent, Normal, kl_divergence as torch_kl
 
+from mmaml.rl.config import RLConfig
 from mmaml.core.learner import Learner
 from mmaml.rl.baseline import features, fit_linear_baseline
 from mmaml.rl.encoder import TrajectoryEncoder
@@ -119,7 +120,7 @@ def per_task_surrogate(model, rollouts):
     """The MAML-TRPO surrogate, task by task, with a hand-written policy and inner step."""
     names = [n for n, _ in model.learner.named_parameters()]
     theta = dict(model.learner.named_parameters())
-    taus_all, _ = model.modulation(rollouts.encoder)
+    taus_all, _ = model.modulation(rollouts.encoder_episodes)
     losses = []
     for t in range(rollouts.num_tasks):
         taus = None if taus_all is None else {k: v[t] for k, v in taus_all.items()}
@@ -176,7 +177,7 @@ def test_encoder_reads_only_the_unmodulated_episodes():
             head.bias.fill_(3.0)
     rollouts = small_rollouts(model, env, steps=1)
     theta = {k: v.detach() for k, v in model.learner.meta_parameters().items()}
-    enc = rollouts.encoder
+    enc = rollouts.encoder_episodes
     obs = enc.observations.reshape(4, -1, 2)
     unmodulated = log_prob(model.learner(theta, obs, None, "scale"), enc.actions.reshape(4, -1, 2))
     modulated = log_prob(model.learner(theta, obs, rollouts.taus, "scale"), enc.actions.reshape(4, -1, 2))
@@ -188,7 +189,7 @@ def test_encoder_reads_only_the_unmodulated_episodes():
         torch.testing.assert_close(taus[k], rollouts.taus[k])
     other = small_rollouts(model, env, steps=1, seed=0)
     other.steps[0].rewards.add_(100.0)
-    for k, v in model.modulation(other.encoder)[0].items():
+    for k, v in model.modulation(other.encoder_episodes)[0].items():
         torch.testing.assert_close(v, taus[k])
     # and the first scored episodes come from the modulated policy
     first = rollouts.steps[0]
@@ -201,7 +202,7 @@ def test_encoder_reads_only_the_unmodulated_episodes():
 def test_trpo_step_respects_trust_region_and_improves_surrogate(modulated):
     model, env = small_model(modulated, seed=1)
     rollouts = small_rollouts(model, env, tasks=4, episodes=4)
-    settings = TRPOSettings(max_kl=0.01, cg_iterations=10, fisher_subsample=1.0)
+    settings = TRPOSettings.of(RLConfig(max_kl=0.01, cg_iterations=10, fisher_subsample=1.0))
     with torch.enable_grad():
         before, _, pred_before = surrogate(model, rollouts, None, create_graph=False)
     snapshot = [p.detach().clone() for p in model.parameters()]
@@ -219,7 +220,7 @@ def test_trpo_step_that_finds_no_improvement_leaves_parameters_alone():
     model, env = small_model(False, seed=2)
     rollouts = small_rollouts(model, env)
     snapshot = [p.detach().clone() for p in model.parameters()]
-    stats = trpo_step(model, rollouts, TRPOSettings(max_kl=1e-30, line_search_steps=2))
+    stats = trpo_step(model, rollouts, TRPOSettings.of(RLConfig(max_kl=1e-30, line_search_steps=2, fisher_subsample=1.0)))
     assert not stats.accepted
     for a, b in zip(snapshot, model.parameters()):
         assert torch.equal(a, b)
@@ -369,7 +370,7 @@ def test_ppo_step_lowers_the_surrogate_and_moves_the_encoder(modulated):
     rollouts = small_rollouts(model, env)
     before = {n: p.detach().clone() for n, p in model.named_parameters()}
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
-    stats = ppo_step(model, rollouts, PPOSettings(epochs=3), optimizer)
+    stats = ppo_step(model, rollouts, PPOSettings.of(RLConfig(outer_optimizer="ppo", ppo_epochs=3)), optimizer)
     assert stats.finite and stats.accepted and stats.backtracks == 0
     assert stats.loss_after < stats.loss_before and stats.kl > 0
     moved = {n for n, p in model.named_parameters() if not torch.equal(p, before[n])}

@@ -6,6 +6,7 @@
 import torch
 from torch.distributions import Independent, Normal, kl_divergence as torch_kl
 
+from mmaml.rl.config import RLConfig
 from mmaml.core.learner import Learner
 from mmaml.rl.envs.registry import make_batched, make_goals
 from mmaml.rl.maml_ppo import PPOSettings, clipped_surrogate, inner_kl, promp_objective, step_predictions
@@ -55,7 +56,7 @@ def test_inner_kl_penalty_is_the_mean_kl_of_each_steps_sampling_policy_to_the_cu
     torch.testing.assert_close(penalty, expected, rtol=1e-5, atol=1e-8)
     assert float(penalty.detach()) > 1e-4
     # the ProMP objective is PPO's clipped surrogate plus the coefficient times this penalty
-    settings = PPOSettings(clip=0.1, inner_kl=5e-4)
+    settings = PPOSettings.of(RLConfig(outer_optimizer="promp", ppo_clip=0.1, promp_inner_kl=5e-4))
     objective = promp_objective(model, rollouts, settings, recorded, create_graph=True)
     torch.testing.assert_close(objective, clipped_surrogate(model, rollouts, 0.1, True) + 5e-4 * penalty)
     grads = torch.autograd.grad(penalty, list(model.parameters()), allow_unused=True)

@@ -14,6 +14,7 @@ import dataclasses
 import pytest
 import torch
 
+from mmaml.rl.config import RLConfig
 from mmaml.core.learner import Learner
 from mmaml.rl.encoder import TrajectoryEncoder
 from mmaml.rl.envs.registry import make_batched, make_goals
@@ -60,7 +61,7 @@ def double(rollouts):
         return dataclasses.replace(episodes, **{f.name: getattr(episodes, f.name).double()
                                                 for f in dataclasses.fields(episodes)
                                                 if torch.is_tensor(getattr(episodes, f.name))})
-    rollouts.encoder = convert(rollouts.encoder)
+    rollouts.encoder_episodes = convert(rollouts.encoder_episodes)
     rollouts.steps = [convert(e) for e in rollouts.steps]
     return rollouts
 
@@ -75,8 +76,8 @@ def double(rollouts):
 def test_default_step_equals_reference_step(modulated, subsample, fisher_second_order, first_order):
     model, rollouts = model_and_rollouts(modulated, first_order)
     reference = copy.deepcopy(model)
-    settings = TRPOSettings(max_kl=0.01, cg_iterations=10, fisher_subsample=subsample,
-                            fisher_second_order=fisher_second_order)
+    settings = TRPOSettings.of(RLConfig(max_kl=0.01, cg_iterations=10, fisher_subsample=subsample,
+                                        fisher_second_order=fisher_second_order))
     stats = trpo_step(model, rollouts, settings)
     expected = reference_trpo_step(reference, rollouts, settings)
     assert stats.accepted and expected.accepted

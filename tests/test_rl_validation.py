@@ -13,10 +13,10 @@ from mmaml.errors import ConfigError
 from mmaml.rl.config import RLConfig
 from mmaml.rl.envs.registry import make_goals
 from mmaml.rl.evaluation import sample_test_goals
-from mmaml.training.checkpoint import load_checkpoint
-from mmaml.training.config import saved_config_from_dict
-from mmaml.training.metrics_log import read_metrics
-from mmaml.training.trainer import Trainer
+from mmaml.engine.checkpoint import load_checkpoint
+from mmaml.kinds import saved_config_from_dict
+from mmaml.engine.metrics_log import read_metrics
+from mmaml.runs import make_trainer
 
 
 def small(**values) -> RLConfig:
@@ -26,8 +26,8 @@ def small(**values) -> RLConfig:
     return RLConfig(**{**base, **values}).validate()
 
 
-def train(tmp_path, name, **values) -> Trainer:
-    trainer = Trainer(small(**values), tmp_path / name, progress=False, tensorboard=False)
+def train(tmp_path, name, **values):
+    trainer = make_trainer(small(**values), tmp_path / name, progress=False, tensorboard=False)
     trainer.train()
     return trainer
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import shutil
 from pathlib import Path
@@ -10,7 +11,7 @@ import pytest
 import torch
 
 from mmaml.cli.main import main
-from mmaml.training.checkpoint import load_checkpoint
+from mmaml.engine.checkpoint import load_checkpoint
 
 FIXTURES = Path(__file__).parent / "fixtures" / "saved_runs"
 RUNS = {"regression": ("regression-2modes-film", 20), "rl": ("rl-navigation-mumomaml", 4)}
@@ -22,6 +23,12 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+def _rows(run: Path) -> list[dict[str, str]]:
+    """The rows of a run's metrics.csv as written (empty cells stay empty)."""
+    with (run / "metrics.csv").open() as f:
+        return list(csv.DictReader(f))
 
 
 def _flat(value, prefix: str = "") -> dict:
@@ -70,3 +77,10 @@ def test_saved_run_resumes_to_the_same_parameters(name, tmp_path, one_thread, mo
     assert sums.keys() == expected["parameter_sums"].keys()
     for key, value in expected["parameter_sums"].items():
         assert sums[key] == pytest.approx(value, rel=1e-5, abs=1e-6), key
+    # the saved rows keep their values, under today's column names where they were renamed
+    before, after = _rows(FIXTURES / name), _rows(run)
+    renamed = {"outer_seconds": "trpo_seconds", "skipped_epochs": "backtracks"} if name == "rl" else {}
+    assert len(after) > len(before)
+    for old, new in zip(before, after):
+        for column, value in new.items():
+            assert value == old[renamed.get(column, column)], column

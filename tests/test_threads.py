@@ -5,16 +5,9 @@ import torch
 
 from mmaml.errors import ConfigError
 from mmaml.rl.config import RLConfig
-from mmaml.training.config import ClassificationConfig, RegressionConfig, apply_overrides, parse_assignment
-from mmaml.training.threads import (
-    FAMILY_THREADS,
-    configure_threads,
-    environment_threads,
-    family_threads,
-    resolve_sim_threads,
-    resolve_threads,
-    usable_cpus,
-)
+from mmaml.supervised.config import ClassificationConfig, RegressionConfig
+from mmaml.engine.config import apply_overrides, parse_assignment
+from mmaml.engine.threads import (FAMILY_THREADS, configure_threads, environment_threads, family_threads, resolve_sim_threads, resolve_threads, usable_cpus)
 
 
 @pytest.fixture
@@ -87,20 +80,20 @@ def test_configure_applies_torch_threads_and_says_why(keep_torch_threads, monkey
 
 
 def test_a_run_applies_and_records_its_threads_and_may_resume_with_others(tmp_path, keep_torch_threads, monkeypatch):
-    from mmaml.training.checkpoint import load_checkpoint
-    from mmaml.training.presets import resolve
-    from mmaml.training.run_dir import checkpoint_path
-    from mmaml.training.trainer import Trainer
+    from mmaml.engine.checkpoint import load_checkpoint
+    from mmaml.presets import resolve
+    from mmaml.engine.run_dir import checkpoint_path
+    from mmaml.runs import make_trainer
 
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     config = apply_overrides(resolve("regression-2modes-maml"), {"iterations": 2, "threads": 2}).validate()
-    trainer = Trainer(config, tmp_path / "run", progress=False, tensorboard=False)
+    trainer = make_trainer(config, tmp_path / "run", progress=False, tensorboard=False)
     assert torch.get_num_threads() == 2
     trainer.train()
     saved = load_checkpoint(checkpoint_path(tmp_path / "run"))
     assert saved["threads"] == {"torch": 2, "why": "set in the config"}
     more = apply_overrides(config, {"iterations": 3, "threads": 1})
-    resumed = Trainer(more, tmp_path / "run", resume=True, progress=False, tensorboard=False)
+    resumed = make_trainer(more, tmp_path / "run", resume=True, progress=False, tensorboard=False)
     assert torch.get_num_threads() == 1 and resumed.iteration == 2
 
 

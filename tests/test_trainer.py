@@ -8,15 +8,15 @@ import pytest
 import torch
 
 from mmaml.errors import CheckpointError, ConfigError
-from mmaml.training.builder import build_tasks
-from mmaml.training.checkpoint import atomic_write_bytes
-from mmaml.training.config import apply_overrides
-from mmaml.training.evaluation import evaluate
-from mmaml.training.metrics_log import read_metrics
-from mmaml.training.presets import resolve
-from mmaml.training.run_lock import RunLock, lock_holder
-from mmaml.training.trainer import Trainer
-from mmaml.training.checkpoint import load_checkpoint
+from mmaml.kinds import build_tasks
+from mmaml.engine.checkpoint import atomic_write_bytes
+from mmaml.engine.config import apply_overrides
+from mmaml.supervised.evaluation import evaluate
+from mmaml.engine.metrics_log import read_metrics
+from mmaml.presets import resolve
+from mmaml.engine.run_lock import RunLock, lock_holder
+from mmaml.runs import make_trainer
+from mmaml.engine.checkpoint import load_checkpoint
 
 SMALL = {"hidden_sizes": [16, 16], "meta_batch_size": 6, "encoder_hidden": 8, "log_every": 1,
          "checkpoint_every": 3, "iterations": 8}
@@ -28,12 +28,12 @@ def config(preset="regression-2modes-film", **kw):
 
 @pytest.mark.parametrize("preset", ["regression-2modes-film", "regression-3modes-multi-maml"])
 def test_interrupted_and_resumed_run_equals_uninterrupted(tmp_path, preset):
-    full = Trainer(config(preset), tmp_path / "full", progress=False, tensorboard=False)
+    full = make_trainer(config(preset), tmp_path / "full", progress=False, tensorboard=False)
     full.train()
-    part = Trainer(config(preset), tmp_path / "part", progress=False, tensorboard=False)
+    part = make_trainer(config(preset), tmp_path / "part", progress=False, tensorboard=False)
     part.train(stop_after=5)  # "interrupted": last checkpoint at iteration 3, metrics logged up to 5
     torch.manual_seed(1234)  # a fresh process would not share the global RNG state
-    resumed = Trainer(config(preset), tmp_path / "part", resume=True, progress=False, tensorboard=False)
+    resumed = make_trainer(config(preset), tmp_path / "part", resume=True, progress=False, tensorboard=False)
     assert resumed.iteration == 5
     resumed.train()
     for (name, a), b in zip(full.model.state_dict().items(), resumed.model.state_dict().values()):
@@ -43,17 +43,17 @@ def test_interrupted_and_resumed_run_equals_uninterrupted(tmp_path, preset):
 
 
 def test_resume_from_last_checkpoint_drops_later_metric_rows(tmp_path):
-    t = Trainer(config(checkpoint_every=4), tmp_path / "r", progress=False, tensorboard=False)
+    t = make_trainer(config(checkpoint_every=4), tmp_path / "r", progress=False, tensorboard=False)
     t.train(stop_after=6)  # checkpoint at 4 and (stop) 6
     ckpt = (tmp_path / "r" / "checkpoint.pt")
     state = load_checkpoint(ckpt)
     assert state["iteration"] == 6
     # simulate a crash after iteration 6 had been logged but with the checkpoint still at 4
-    t4 = Trainer(config(checkpoint_every=4), tmp_path / "r4", progress=False, tensorboard=False)
+    t4 = make_trainer(config(checkpoint_every=4), tmp_path / "r4", progress=False, tensorboard=False)
     t4.train(stop_after=4)
     with (tmp_path / "r4" / "metrics.csv").open("a") as f:
         f.write("5,9.9,1,0.1,1\n6,9.9,1,0.1,1\n")
-    resumed = Trainer(config(checkpoint_every=4), tmp_path / "r4", resume=True, progress=False, tensorboard=False)
+    resumed = make_trainer(config(checkpoint_every=4), tmp_path / "r4", resume=True, progress=False, tensorboard=False)
     resumed.train()
     its = [r["iteration"] for r in read_metrics(tmp_path / "r4")]
     assert its == list(range(1, 9))
@@ -61,10 +61,10 @@ def test_resume_from_last_checkpoint_drops_later_metric_rows(tmp_path):
 
 
 def test_resume_refuses_a_changed_config(tmp_path):
-    Trainer(config(), tmp_path / "r", progress=False, tensorboard=False).train(stop_after=3)
+    make_trainer(config(), tmp_path / "r", progress=False, tensorboard=False).train(stop_after=3)
     with pytest.raises(ConfigError, match="inner_lr"):
-        Trainer(config(inner_lr=0.5), tmp_path / "r", resume=True, progress=False, tensorboard=False)
-    Trainer(config(iterations=12), tmp_path / "r", resume=True, progress=False, tensorboard=False)
+        make_trainer(config(inner_lr=0.5), tmp_path / "r", resume=True, progress=False, tensorboard=False)
+    make_trainer(config(iterations=12), tmp_path / "r", resume=True, progress=False, tensorboard=False)
 
 
 def test_atomic_write_keeps_the_old_file_when_writing_fails(tmp_path):
@@ -86,7 +86,7 @@ def test_short_mumomaml_training_modulates_far_better_than_maml(tmp_path):
     results = {}
     for preset in ("regression-2modes-maml", "regression-2modes-film"):
         c = apply_overrides(resolve(preset), {"iterations": 200, "meta_batch_size": 20, "seed": 1}).validate()
-        t = Trainer(c, tmp_path / preset, progress=False, tensorboard=False)
+        t = make_trainer(c, tmp_path / preset, progress=False, tensorboard=False)
         t.train()
         results[preset] = evaluate(t.model, build_tasks(c), num_tasks=400, seed=5, steps=5)
     maml = results["regression-2modes-maml"]["post_modulation_mse"]["mean"]
@@ -98,7 +98,7 @@ def test_short_mumomaml_training_modulates_far_better_than_maml(tmp_path):
 
 
 def test_a_non_finite_meta_batch_is_skipped_and_counted(tmp_path):
-    t = Trainer(config(method="maml", iterations=4, checkpoint_every=4), tmp_path / "r", progress=False,
+    t = make_trainer(config(method="maml", iterations=4, checkpoint_every=4), tmp_path / "r", progress=False,
                 tensorboard=False)
     sample = t.tasks.sample
     calls = []
@@ -120,15 +120,15 @@ def test_a_non_finite_meta_batch_is_skipped_and_counted(tmp_path):
 
 def test_a_run_folder_is_trained_by_one_process_at_a_time(tmp_path):
     run = tmp_path / "r"
-    Trainer(config(), run, progress=False, tensorboard=False).train(stop_after=3)
+    make_trainer(config(), run, progress=False, tensorboard=False).train(stop_after=3)
     assert lock_holder(run) is None  # released when training ends
     with RunLock(run):  # stands for another process training the run now
         assert lock_holder(run) == os.getpid()
         with pytest.raises(CheckpointError, match=rf"being trained by another process \(pid {os.getpid()}\)"):
-            Trainer(config(), run, resume=True, progress=False, tensorboard=False)
+            make_trainer(config(), run, resume=True, progress=False, tensorboard=False)
     before = (run / "checkpoint.pt").read_bytes()
     # a trainer that loaded the run, then finds the folder taken when it starts, writes nothing
-    waiting = Trainer(config(), run, resume=True, progress=False, tensorboard=False)
+    waiting = make_trainer(config(), run, resume=True, progress=False, tensorboard=False)
     with RunLock(run):
         with pytest.raises(CheckpointError, match="being trained by another process"):
             waiting.train()
@@ -142,7 +142,7 @@ def test_a_lock_taken_on_a_file_its_holder_removed_is_taken_again_on_the_new_fil
     """The race of removing a lock file: this process opens the file, its holder removes it and lets go, and
     this process's flock then succeeds on the removed file. It must notice and lock the path's new file, or a
     third process creating that file would train the run beside it."""
-    from mmaml.training import run_lock
+    from mmaml.engine import run_lock
 
     run = tmp_path / "r"
     run.mkdir()
@@ -169,9 +169,9 @@ def test_a_lock_taken_on_a_file_its_holder_removed_is_taken_again_on_the_new_fil
 
 def test_a_trainer_refuses_a_checkpoint_that_changed_after_it_loaded(tmp_path):
     run = tmp_path / "r"
-    Trainer(config(), run, progress=False, tensorboard=False).train(stop_after=3)
-    stale = Trainer(config(), run, resume=True, progress=False, tensorboard=False)
-    Trainer(config(), run, resume=True, progress=False, tensorboard=False).train(stop_after=3)  # meanwhile
+    make_trainer(config(), run, progress=False, tensorboard=False).train(stop_after=3)
+    stale = make_trainer(config(), run, resume=True, progress=False, tensorboard=False)
+    make_trainer(config(), run, resume=True, progress=False, tensorboard=False).train(stop_after=3)  # meanwhile
     newer = (run / "checkpoint.pt").read_bytes()
     with pytest.raises(CheckpointError, match="changed after this run was loaded"):
         stale.train()
@@ -181,7 +181,7 @@ def test_a_trainer_refuses_a_checkpoint_that_changed_after_it_loaded(tmp_path):
 
 def test_the_lock_of_a_killed_trainer_does_not_outlive_it(tmp_path):
     run = tmp_path / "r"
-    code = ("import sys, time; from mmaml.training.run_lock import RunLock; "
+    code = ("import sys, time; from mmaml.engine.run_lock import RunLock; "
             f"lock = RunLock({str(run)!r}).acquire(); print('locked', flush=True); time.sleep(60)")
     proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
     try:
@@ -191,7 +191,7 @@ def test_the_lock_of_a_killed_trainer_does_not_outlive_it(tmp_path):
         proc.kill()
         proc.wait()
     assert lock_holder(run) is None
-    Trainer(config(), run, progress=False, tensorboard=False).train(stop_after=1)
+    make_trainer(config(), run, progress=False, tensorboard=False).train(stop_after=1)
 
 
 def test_a_diverging_run_stops_keeps_its_last_checkpoint_and_says_so(tmp_path, capsys):
@@ -218,7 +218,7 @@ def test_a_diverging_run_stops_keeps_its_last_checkpoint_and_says_so(tmp_path, c
 
 def _trained(tmp_path, name="r"):
     run = tmp_path / name
-    Trainer(config(iterations=2, checkpoint_every=2), run, progress=False, tensorboard=False).train()
+    make_trainer(config(iterations=2, checkpoint_every=2), run, progress=False, tensorboard=False).train()
     return run
 
 
@@ -242,11 +242,11 @@ def test_a_corrupted_or_truncated_checkpoint_is_refused_by_name(tmp_path):
 
 
 def test_a_checkpoint_of_another_run_is_refused(tmp_path):
-    from mmaml.training.run_dir import load_run
+    from mmaml.runs import load_run
 
     film = _trained(tmp_path, "film")
     other = tmp_path / "maml"
-    Trainer(config(method="maml", iterations=2, checkpoint_every=2), other, progress=False, tensorboard=False).train()
+    make_trainer(config(method="maml", iterations=2, checkpoint_every=2), other, progress=False, tensorboard=False).train()
     (film / "checkpoint.pt").write_bytes((other / "checkpoint.pt").read_bytes())
     with pytest.raises(CheckpointError, match="disagree on method.*comes from another run"):
         load_run(film)
@@ -261,7 +261,7 @@ def test_version_1_checkpoints_still_load(tmp_path):
 def test_a_full_disk_during_a_save_keeps_the_previous_checkpoint(tmp_path, capsys, monkeypatch):
     import errno
 
-    import mmaml.training.checkpoint as checkpoint
+    import mmaml.engine.checkpoint as checkpoint
     from mmaml.cli.main import main
 
     run = tmp_path / "r"
@@ -295,14 +295,14 @@ def test_a_full_disk_during_a_save_keeps_the_previous_checkpoint(tmp_path, capsy
 def test_meta_gradient_clipping_per_group_or_joint(groups):
     """per_group: the learner's and the encoder + modulation network's meta-gradients are each clipped to the norm
     (the authors' code); joint: one norm over both."""
-    from mmaml.training.config import apply_overrides
-    from mmaml.training.presets import resolve
-    from mmaml.training.supervised import SupervisedAlgorithm
+    from mmaml.engine.config import apply_overrides
+    from mmaml.presets import resolve
+    from mmaml.kinds import build_algorithm
 
     config = apply_overrides(resolve("regression-2modes-film"), {
         "meta_batch_size": 6, "grad_norm_clip": 1e-4, "grad_clip_groups": groups}).validate()
     torch.manual_seed(0)
-    algorithm = SupervisedAlgorithm(config, torch.device("cpu"), torch.Generator().manual_seed(0))
+    algorithm = build_algorithm(config, torch.device("cpu"), torch.Generator().manual_seed(0))
     seen = {}
 
     def record(*args, **kwargs):
@@ -320,11 +320,11 @@ def test_meta_gradient_clipping_per_group_or_joint(groups):
 
 
 def test_runs_saved_before_the_clipping_key_read_as_joint(tmp_path):
-    from mmaml.training.config import saved_config_from_dict
-    from mmaml.training.presets import resolve
+    from mmaml.kinds import saved_config_from_dict
+    from mmaml.presets import resolve
 
     preset = resolve("regression-2modes-film")
-    assert preset.grad_clip_groups == "joint"  # the measured better choice (docs/results.md)
+    assert preset.grad_clip_groups == "joint"  # the measured better choice (docs/notes/regression-variants.md)
     old = preset.to_dict()
     del old["grad_clip_groups"]
     assert saved_config_from_dict(old).grad_clip_groups == "joint"
@@ -334,21 +334,22 @@ def test_runs_saved_before_the_clipping_key_read_as_joint(tmp_path):
 def test_every_evaluation_holds_as_many_tasks_of_each_mode(monkeypatch):
     """1,000 tasks of 3 modes cannot split evenly: the evaluation takes 1,002 (334 each); image-sized chunks
     are multiples of the number of modes too, so no chunk leans to the first modes."""
-    from mmaml.training.evaluation import balanced_count, per_task_scores
+    from mmaml.engine.statistics import balanced_count
+    from mmaml.supervised.evaluation import per_task_scores
 
     assert balanced_count(1000, 3) == 1002 and balanced_count(20, 3) == 21 and balanced_count(40, 2) == 40
     config = apply_overrides(resolve("regression-3modes-maml"), {"meta_batch_size": 6}).validate()
     torch.manual_seed(0)
-    from mmaml.training.builder import build_metalearner
+    from mmaml.kinds import build_model
 
-    model = build_metalearner(config)
+    model = build_model(config)
     tasks = build_tasks(config)
     result = evaluate(model, tasks, num_tasks=100, seed=3, steps=1)
     assert result["num_tasks"] == 102
     assert [m["num_tasks"] for m in result["per_mode"].values()] == [34, 34, 34]
     # chunk by chunk drawing (the image path, taken here with the accuracy metric): every chunk of 20 becomes 21,
     # a multiple of the modes, so each chunk's mode blocks are equal
-    import mmaml.training.evaluation as evaluation
+    import mmaml.supervised.evaluation as evaluation
 
     monkeypatch.setattr(evaluation, "accuracy_per_task", lambda pred, y: torch.zeros(pred.shape[0]))
     _, _, mode = per_task_scores(model, tasks, 100, seed=3, steps=1, metric="accuracy", batch_size=20)

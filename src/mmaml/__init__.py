@@ -24,7 +24,7 @@ from mmaml.metalearners.losses import cross_entropy_per_task, mse_per_task
 from mmaml.models.mlp import RegressionMLP
 from mmaml.tasks.batch import TaskBatch
 from mmaml.tasks.regression import RegressionTasks
-from mmaml.training.run_dir import load
+from mmaml.runs import load
 
 __version__ = "0.1.0"
 

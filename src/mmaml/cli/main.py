@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Sequence
 
 from mmaml.cli import commands
+from mmaml.cli.predict import cmd_predict
 from mmaml.errors import TrainingDiverged, UserError
 
 DEMO_ITERATIONS = 1500
@@ -180,11 +181,6 @@ def _add_row_overrides(parser, example: str) -> None:
                              f"rows trained with other values are refused), e.g. {example}")
 
 
-def _predict(args) -> int:
-    from mmaml.cli.predict import cmd_predict
-
-    return cmd_predict(args)
-
 
 COMMANDS = {
     "presets": commands.cmd_presets,
@@ -195,7 +191,7 @@ COMMANDS = {
     "demo": commands.cmd_demo,
     "data": commands.cmd_data,
     "reproduce": commands.cmd_reproduce,
-    "predict": _predict,
+    "predict": cmd_predict,
 }
 
 

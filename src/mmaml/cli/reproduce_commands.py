@@ -6,6 +6,11 @@ import time
 from pathlib import Path
 
 from mmaml.errors import ConfigError
+from mmaml.kinds import build_tasks
+from mmaml.plotting.figure2 import plot_fits, plot_tsne
+from mmaml.reproduction import figure3, images, table1
+from mmaml.reproduction.runner import check_rows_config, run_rows
+from mmaml.runs import load_run
 
 
 def cmd_reproduce(args) -> int:
@@ -24,7 +29,6 @@ def _run_and_tabulate(args, rows, all_rows, write_table, table: str, data: str) 
     The table holds every row of ``all_rows`` evaluated in ``args.out``, so rows
     run by separate commands (or on separate days) end up in one table.
     """
-    from mmaml.reproduction.runner import check_rows_config, run_rows
 
     overrides = getattr(args, "set", None) or ()
     statuses = check_rows_config(args.out, rows, args.eval_tasks, overrides)  # refused before the table is touched
@@ -42,48 +46,35 @@ def _run_and_tabulate(args, rows, all_rows, write_table, table: str, data: str) 
 
 
 def reproduce_images(args) -> int:
-    from mmaml.reproduction.images import select_image_rows, write_table
-
-    rows = select_image_rows(args.scale, args.modes, args.settings, args.methods)
-    everything = select_image_rows(args.scale, None, None, None)
-    return _run_and_tabulate(args, rows, everything, write_table, "images.md", "images.json")
+    rows = images.select_image_rows(args.scale, args.modes, args.settings, args.methods)
+    everything = images.select_image_rows(args.scale, None, None, None)
+    return _run_and_tabulate(args, rows, everything, images.write_table, "images.md", "images.json")
 
 
 def reproduce_figure3(args) -> int:
-    from mmaml.reproduction.figure3 import (check_rows, evaluate_best, select_rl_rows, table_name, write_figures,
-                                            write_table)
-
-    rows = select_rl_rows(args.envs, args.methods)
-    everything = select_rl_rows(None, None)
-    check_rows(everything)
-    code = _run_and_tabulate(args, rows, everything, write_table, "figure3.md", "figure3.csv")
-    for path in write_figures(args.out, everything):
+    rows = figure3.select_rl_rows(args.envs, args.methods)
+    everything = figure3.select_rl_rows(None, None)
+    figure3.check_rows(everything)
+    code = _run_and_tabulate(args, rows, everything, figure3.write_table, "figure3.md", "figure3.csv")
+    for path in figure3.write_figures(args.out, everything):
         print(f"wrote {path}")
     if args.checkpoint == "best":  # the same rows, each scored again at its best checkpoint by validation
-        evaluate_best(args.out, rows, args.eval_tasks)
-        records = write_table(args.out, everything, "best")
-        name = table_name("best")
+        figure3.evaluate_best(args.out, rows, args.eval_tasks)
+        records = figure3.write_table(args.out, everything, "best")
+        name = figure3.table_name("best")
         print(f"wrote {args.out / (name + '.md')} and {args.out / (name + '.csv')} ({len(records)} rows)")
         print((args.out / f"{name}.md").read_text())
     return code
 
 
 def reproduce_table1(args) -> int:
-    from mmaml.reproduction.table1 import select_rows, write_table
-
-    from mmaml.reproduction.table1 import seeds_in
-
-    rows = select_rows(args.rows, args.modes, args.seeds)
-    seeds = sorted(set(args.seeds or []) | set(seeds_in(args.out)))  # seeded rows of earlier commands stay in the table
-    everything = select_rows(None, None) + (select_rows(None, None, seeds) if seeds else [])
-    return _run_and_tabulate(args, rows, everything, write_table, "table1.md", "table1.csv")
+    rows = table1.select_rows(args.rows, args.modes, args.seeds)
+    seeds = sorted(set(args.seeds or []) | set(table1.seeds_in(args.out)))  # seeded rows of earlier commands stay in the table
+    everything = table1.select_rows(None, None) + (table1.select_rows(None, None, seeds) if seeds else [])
+    return _run_and_tabulate(args, rows, everything, table1.write_table, "table1.md", "table1.csv")
 
 
 def reproduce_figure2(out: Path, fig_dir: Path) -> int:
-    from mmaml.plotting.figure2 import plot_fits, plot_tsne
-    from mmaml.training.builder import build_tasks
-    from mmaml.training.run_dir import load_run
-
     names = {"maml": "MAML", "multi-maml": "Multi-MAML", "film": "MuMoMAML-FiLM"}
     runs = {label: out / f"regression-2modes-{row}" for row, label in names.items()}
     missing = [str(d) for d in runs.values() if not (d / "checkpoint.pt").exists()]

@@ -55,7 +55,8 @@ class MetaOutput:
 
 
 class GradientMetaLearner(nn.Module):
-    """MAML's inner/outer structure; subclasses choose where each task starts.
+    """MAML's inner/outer structure; subclasses choose where each task starts. A
+    :class:`~mmaml.core.meta_learner.MetaLearner`.
 
     ``task_parameters`` gives each task's initial parameters and
     ``task_modulation`` its modulation; MAML shares both, Multi-MAML picks the
@@ -89,6 +90,11 @@ class GradientMetaLearner(nn.Module):
         self.inner_grad_clip = inner_grad_clip
         self.first_order = first_order
         self.loss_fn = loss_fn
+
+    @property
+    def modulated(self) -> bool:
+        """Whether a task encoder modulates the learner (MuMoMAML)."""
+        return getattr(self, "task_encoder", None) is not None
 
     # -- what subclasses vary -------------------------------------------------
     def initial_parameters(self, batch: TaskBatch) -> Params:

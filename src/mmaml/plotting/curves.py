@@ -11,7 +11,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from mmaml.training.metrics_log import read_metrics  # noqa: E402
+from mmaml.engine.metrics_log import read_metrics  # noqa: E402
 
 
 def running_median(values: Sequence[float], window: int) -> list[float]:

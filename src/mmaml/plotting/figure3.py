@@ -17,8 +17,10 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from mmaml.rl.envs.goals import GoalDistribution  # noqa: E402
-from mmaml.rl.metalearner import Rollouts  # noqa: E402
+from mmaml.engine.metrics_log import read_metrics
+from mmaml.plotting.curves import running_median
+from mmaml.rl.envs.goals import GoalDistribution
+from mmaml.rl.metalearner import Rollouts
 
 
 def _draw_adaptation(ax, results: Mapping[str, dict[str, Any]], title: str) -> None:
@@ -142,8 +144,6 @@ def plot_progress(rollouts: Rollouts, quantity: str, dt: float, path: Path, titl
 def plot_return_curves(runs: Mapping[str, Path], path: Path, title: str, window: int = 10) -> Path | None:
     """Meta-training curves: the meta-batch's average return before (dashed) and after the inner steps (solid),
     as running medians of ``window`` logged values, one colour per run. None when no run logged anything."""
-    from mmaml.plotting.curves import running_median
-    from mmaml.training.metrics_log import read_metrics
 
     fig, ax = plt.subplots(figsize=(7, 4))
     drawn = False

@@ -26,10 +26,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
+from mmaml.engine.checkpoint import atomic_write_text, load_checkpoint
+from mmaml.engine.run_dir import best_checkpoint_path, checkpoint_path
+from mmaml.engine.saved_evaluation import same_tasks
+from mmaml.engine.statistics import paired_difference
 from mmaml.errors import ConfigError
+from mmaml.plotting.figure3 import plot_adaptation_panels
+from mmaml.presets import PRESETS, resolve
 from mmaml.reproduction.runner import evaluated_progress
-from mmaml.training.checkpoint import atomic_write_text, load_checkpoint
-from mmaml.training.run_dir import best_checkpoint_path, checkpoint_path
+from mmaml.runs import evaluate_run, plot_runs
 
 ENVS = {"navigation": "2D navigation (bimodal)", "cheetah-speed": "half-cheetah target speed",
         "cheetah-location": "half-cheetah target location"}
@@ -77,9 +82,6 @@ def paired_by_step(reference: dict, other: dict, modes: Sequence[str]) -> list[d
     """``other - reference`` goal by goal at every step (mean, 95% interval); None unless both saw the same goals."""
     import torch
 
-    from mmaml.training.evaluation import paired_difference
-    from mmaml.training.saved_evaluation import same_tasks
-
     if not same_tasks(reference, other):
         return None
     steps = min(len(reference["returns_by_step"]), len(other["returns_by_step"]))
@@ -109,8 +111,6 @@ def collect(out: Path, rows: Sequence[RLRow], checkpoint: str = "last") -> list[
 
 
 def _preset_iterations(row: RLRow) -> int:
-    from mmaml.training.presets import resolve
-
     return resolve(row.preset).iterations
 
 
@@ -176,7 +176,6 @@ def write_table(out: Path, rows: Sequence[RLRow], checkpoint: str = "last") -> l
 
 def evaluate_best(out: Path, rows: Sequence[RLRow], eval_tasks: int, say=print) -> None:
     """Score each trained row's ``best.pt`` on the test goals (``eval_best.json``) unless that is done already."""
-    from mmaml.cli.commands import run_eval
 
     for row in rows:
         run_dir = out / row.preset
@@ -190,14 +189,12 @@ def evaluate_best(out: Path, rows: Sequence[RLRow], eval_tasks: int, say=print) 
         if done is not None and done[0].get("iterations") == iteration and done[0].get("num_tasks", 0) >= eval_tasks:
             continue
         say(f"{row.preset}: evaluating its best checkpoint (iteration {iteration})")
-        run_eval(run_dir, tasks=eval_tasks, checkpoint="best")
+        evaluate_run(run_dir, tasks=eval_tasks, checkpoint="best")
 
 
 def write_figures(out: Path, rows: Sequence[RLRow]) -> list[Path]:
     """The combined adaptation curves and each environment's ``mmaml plot`` figures (environments whose rows are
     all evaluated)."""
-    from mmaml.cli.commands import plot_runs
-    from mmaml.plotting.figure3 import plot_adaptation_panels
 
     fig_dir = out / "figures"
     panels, paths = {}, []
@@ -218,7 +215,6 @@ def write_figures(out: Path, rows: Sequence[RLRow]) -> list[Path]:
 def check_rows(rows: Sequence[RLRow]) -> None:
     """Refuse rows without a preset (``ConfigError``); their ``--set`` values are checked with their
     folders' configs by :func:`mmaml.reproduction.runner.check_rows_config`."""
-    from mmaml.training.presets import PRESETS
 
     missing = [r.preset for r in rows if r.preset not in PRESETS]
     if missing:

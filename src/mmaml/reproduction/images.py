@@ -14,12 +14,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
+from mmaml.engine.checkpoint import atomic_write_text, load_checkpoint
+from mmaml.engine.run_dir import checkpoint_path
+from mmaml.engine.saved_evaluation import same_tasks
+from mmaml.engine.statistics import paired_difference
 from mmaml.errors import ConfigError
+from mmaml.presets import PRESETS
 from mmaml.reproduction.paper import IMAGE_ACCURACY, IMAGE_METHOD_INDEX
 from mmaml.reproduction.runner import evaluated_progress
-from mmaml.training.checkpoint import atomic_write_text, load_checkpoint
-from mmaml.training.presets import PRESETS
-from mmaml.training.run_dir import checkpoint_path
 
 METHODS = ("maml", "multi-maml", "mumomaml")
 LABELS = {"maml": "MAML", "multi-maml": "Multi-MAML", "mumomaml": "MuMoMAML (FiLM)"}
@@ -93,9 +95,6 @@ def add_paired_differences(out: Path, records: list[dict]) -> None:
     tasks (same seed and number of tasks); otherwise ``vs_maml`` is None.
     """
     import torch
-
-    from mmaml.training.evaluation import paired_difference
-    from mmaml.training.saved_evaluation import same_tasks
 
     maml = {(r["modes"], r["setting"]): r for r in records if r["method"] == LABELS["maml"]}
     for r in records:

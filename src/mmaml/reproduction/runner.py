@@ -8,7 +8,7 @@ its state:
 - interrupted (an earlier checkpoint): resumed from it, with the same data
   stream, optimizer and RNG state, so it ends as an uninterrupted run would;
 - being trained by another process now (its folder is locked, see
-  :mod:`mmaml.training.run_lock`): left to that process;
+  :mod:`mmaml.engine.run_lock`): left to that process;
 - otherwise trained from scratch.
 
 A row whose checkpoint was trained with another config than the command asks
@@ -30,12 +30,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Protocol, Sequence
 
+from mmaml.engine.checkpoint import load_checkpoint
+from mmaml.engine.config import RunConfig, apply_overrides, config_differences, parse_assignment
+from mmaml.engine.run_dir import checkpoint_path
+from mmaml.engine.run_lock import lock_holder
 from mmaml.errors import ConfigError
-from mmaml.training.checkpoint import load_checkpoint
-from mmaml.training.config import RunConfig, apply_overrides, config_differences, parse_assignment
-from mmaml.training.presets import resolve
-from mmaml.training.run_dir import checkpoint_path, config_from_state
-from mmaml.training.run_lock import lock_holder
+from mmaml.presets import resolve
+from mmaml.runs import evaluate_run, saved_run_config
 
 
 class PresetRow(Protocol):
@@ -73,7 +74,7 @@ def row_status(run_dir: Path, eval_tasks: int) -> RowStatus:
         return RowStatus(0, False)
     state = load_checkpoint(ckpt)
     iteration = int(state["iteration"])
-    config = config_from_state(state, ckpt)
+    config = saved_run_config(state, ckpt)
     evaluated = False
     eval_path = run_dir / "eval.json"
     if eval_path.exists():
@@ -123,7 +124,7 @@ def threads_per_row(jobs: int, rows: int) -> int | None:
     """Threads for each concurrently trained row: ``$OMP_NUM_THREADS`` when set
     (e.g. to leave cores for other work), else the machine's cores shared among the
     rows that train at once; None when one row trains at a time (its own ``threads: auto``
-    decides, see :mod:`mmaml.training.threads`)."""
+    decides, see :mod:`mmaml.engine.threads`)."""
     given = os.environ.get("OMP_NUM_THREADS", "").strip()
     if given.isdigit() and int(given) > 0:
         return int(given)
@@ -175,7 +176,6 @@ def run_rows(
     threads shared among the concurrent rows (see :func:`threads_per_row`) and
     its output in ``<row>/train.log``.
     """
-    from mmaml.cli.commands import run_eval
 
     if statuses is None:
         statuses = check_rows_config(out, rows, eval_tasks, overrides)
@@ -190,7 +190,7 @@ def run_rows(
         if status.iteration >= target:
             if not status.evaluated:
                 say(f"{run_name(row)}: trained ({status.iteration} iterations); evaluating")
-                run_eval(run_dir, tasks=eval_tasks)
+                evaluate_run(run_dir, tasks=eval_tasks)
             else:
                 say(f"{run_name(row)}: done ({status.iteration} iterations), skipped")
             continue
@@ -217,7 +217,6 @@ def run_rows(
 
 def _run_queue(todo, running, failed, jobs, eval_tasks, env, progress, say, overrides=()) -> None:
     """Launch ``todo`` rows up to ``jobs`` at a time, evaluate each that finishes, until none is left."""
-    from mmaml.cli.commands import run_eval
 
     while todo or running:
         while todo and len(running) < jobs:
@@ -228,7 +227,7 @@ def _run_queue(todo, running, failed, jobs, eval_tasks, env, progress, say, over
             status = row_status(run_dir, eval_tasks)
             if status.iteration >= target:
                 if not status.evaluated:
-                    run_eval(run_dir, tasks=eval_tasks)
+                    evaluate_run(run_dir, tasks=eval_tasks)
                 continue
             resume = status.iteration > 0
             run_dir.mkdir(parents=True, exist_ok=True)
@@ -254,7 +253,7 @@ def _run_queue(todo, running, failed, jobs, eval_tasks, env, progress, say, over
                     "rerun the same command to resume it")
                 continue
             say(f"{run_name(row)}: trained in {time.time() - started:.0f}s; evaluating on {eval_tasks} tasks")
-            run_eval(run_dir, tasks=eval_tasks)
+            evaluate_run(run_dir, tasks=eval_tasks)
 
 
 def _stop(running, grace: float = 30.0) -> None:

@@ -20,11 +20,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
+from mmaml.engine.checkpoint import atomic_write_text, load_checkpoint
+from mmaml.engine.config import RunConfig
+from mmaml.engine.run_dir import checkpoint_path
 from mmaml.errors import ConfigError
+from mmaml.plotting.curves import plot_learning_curves
 from mmaml.reproduction.paper import PAPER_ITERATIONS, ROW_LABELS, TABLE1
 from mmaml.reproduction.runner import evaluated_progress
-from mmaml.training.checkpoint import atomic_write_text, load_checkpoint
-from mmaml.training.run_dir import checkpoint_path
 
 ROWS = tuple(ROW_LABELS)
 MODES = (2, 3, 5)
@@ -60,8 +62,6 @@ def select_rows(rows: Sequence[str] | None, modes: Sequence[int] | None,
     if bad_modes:
         raise ConfigError(f"unknown mode count(s) {bad_modes}; choose from 2, 3, 5")
     if seeds is not None:
-        from mmaml.training.config import RunConfig
-
         if len(set(seeds)) != len(seeds) or any(s < 0 for s in seeds):
             raise ConfigError(f"--seeds must be distinct non-negative integers, got {list(seeds)}")
         eval_seed = RunConfig().eval_seed
@@ -198,7 +198,6 @@ def render_csv(records: list[dict]) -> str:
 
 def write_table(out: Path, rows: Sequence[Row]) -> list[dict]:
     """Write ``out/table1.md``, ``out/table1.csv`` and ``out/learning_curves.png`` from the rows; returns the records."""
-    from mmaml.plotting.curves import plot_learning_curves
 
     records = collect(out, rows)
     atomic_write_text(out / "table1.md", render_markdown(records))

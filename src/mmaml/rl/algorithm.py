@@ -1,4 +1,4 @@
-"""One meta-RL training iteration, in the form the :class:`~mmaml.training.trainer.Trainer` runs.
+"""One meta-RL training iteration, in the form the :class:`~mmaml.engine.trainer.Trainer` runs.
 
 Each iteration draws a meta-batch of goals (as many per mode), samples the
 adaptation protocol for all of them at once, and takes one outer step: MAML-TRPO
@@ -14,18 +14,15 @@ import time
 import torch
 from torch import Tensor
 
+from mmaml.engine.distributed import SINGLE, iteration_generator
 from mmaml.rl.builder import build_env, build_policy_metalearner
 from mmaml.rl.config import RLConfig
 from mmaml.rl.envs.registry import make_goals
 from mmaml.rl.evaluation import per_task_returns
 from mmaml.rl.maml_ppo import PPOSettings, ppo_step
-from mmaml.rl.maml_trpo import TRPOSettings, TRPOStats, trpo_step
+from mmaml.rl.maml_trpo import TRPOSettings, OuterStepStats, trpo_step
 from mmaml.rl.metalearner import Rollouts, rollout_adaptation
-
-
-def trpo_settings(config: RLConfig) -> TRPOSettings:
-    return TRPOSettings(config.max_kl, config.cg_iterations, config.cg_damping, config.line_search_steps,
-                        config.line_search_ratio, config.fisher_subsample, config.fisher_second_order)
+from mmaml.rl.task_generators import TaskGenerators
 
 
 class RLAlgorithm:
@@ -33,15 +30,13 @@ class RLAlgorithm:
 
     Logged per iteration: the meta-batch's average return after 0, 1, ...
     ``inner_steps`` inner steps (step 0 is the modulated policy for MuMoMAML),
-    the surrogate before and after the outer step, its KL, the line search's
-    backtracks (PPO: epochs not taken), whether the step was rejected, and the
-    seconds spent sampling, adapting and in the outer step (``trpo_seconds``,
-    named for the default).
+    the surrogate before and after the outer step, its KL, TRPO's line-search
+    ``backtracks`` (PPO and ProMP: ``skipped_epochs``, the epochs not taken),
+    whether the step was rejected, and the seconds spent sampling, adapting and in
+    the outer step (``outer_seconds``).
     """
 
     def __init__(self, config: RLConfig, device: torch.device, generator: torch.Generator, dist=None):
-        from mmaml.training.distributed import SINGLE
-
         self.config = config
         self.device = device
         self.generator = generator
@@ -52,21 +47,24 @@ class RLAlgorithm:
         self.env = build_env(config)
         self.goals = make_goals(config.env)
         self.model = build_policy_metalearner(config, self.env).to(device)
-        self.settings = trpo_settings(config)
+        self.settings = TRPOSettings.of(config)
         self.divergence_hint = ("lower inner_lr (or ppo_lr)" if config.outer_optimizer in ("ppo", "promp")
                                 else "lower inner_lr (or max_kl)")
         self.trpo = trpo_step  # benchmarks/bench_rl.py --reference swaps in the reference step beside it
         self.optimizer = None
         if config.outer_optimizer in ("ppo", "promp"):
-            self.ppo = PPOSettings(config.ppo_epochs, config.ppo_clip, config.ppo_lr,
-                                   config.promp_inner_kl if config.outer_optimizer == "promp" else 0.0)
+            self.ppo = PPOSettings.of(config)
             self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.ppo_lr)
         steps = [f"return_step{k}" for k in range(config.inner_steps + 1)]
         self.validation_steps = max(config.eval_inner_steps, config.inner_steps)
         self.validation_columns = (tuple(f"val_return_step{k}" for k in range(self.validation_steps + 1))
                                    if config.validate_every else ())
-        self.columns = (*steps, "surrogate_before", "surrogate_after", "kl", "backtracks", "rejected_steps",
-                        "sample_seconds", "adapt_seconds", "trpo_seconds", *self.validation_columns)
+        self.step_column = "skipped_epochs" if self.optimizer is not None else "backtracks"
+        self.columns = (*steps, "surrogate_before", "surrogate_after", "kl", self.step_column, "rejected_steps",
+                        "sample_seconds", "adapt_seconds", "outer_seconds", *self.validation_columns)
+        # columns that runs saved by earlier versions logged under another name (their rows carry over on resume)
+        self.renamed_columns = {"outer_seconds": "trpo_seconds",
+                                **({"skipped_epochs": "backtracks"} if self.optimizer is not None else {})}
 
     def step(self) -> dict[str, float]:
         timings: dict[str, float] = {"sample": 0.0, "adapt": 0.0}
@@ -76,9 +74,10 @@ class RLAlgorithm:
         returns = self.dist.average_(rollouts.returns_by_step().mean(1).double())
         row = {f"return_step{k}": float(r) for k, r in enumerate(returns)}
         row.update(surrogate_before=stats.loss_before, surrogate_after=stats.loss_after, kl=stats.kl,
-                   backtracks=float(stats.backtracks), rejected_steps=float(not stats.accepted),
+                   rejected_steps=float(not stats.accepted),
                    sample_seconds=timings["sample"], adapt_seconds=timings["adapt"],
-                   trpo_seconds=time.perf_counter() - started, nonfinite=not stats.finite)
+                   outer_seconds=time.perf_counter() - started, nonfinite=not stats.finite)
+        row[self.step_column] = float(stats.skipped_epochs if self.optimizer is not None else stats.backtracks)
         if self.config.validate_every and (self.iteration + 1) % self.config.validate_every == 0:
             scores = self.validate()
             row.update({f"val_return_step{k}": float(r) for k, r in enumerate(scores)})
@@ -105,9 +104,7 @@ class RLAlgorithm:
         generator = self.generator
         mine = slice(0, total)
         if config.task_rng == "per_iteration":  # layout-independent: goals of (seed, iteration), each task's episodes
-            from mmaml.rl.task_generators import TaskGenerators  # from its own generator
-            from mmaml.training.distributed import iteration_generator
-
+            # from its own generator
             goals, mode = self.goals.sample(total, iteration_generator(config.seed, self.iteration))
             mine = dist.shard(total) if dist.active else mine
             goals, mode = goals[mine], mode[mine]
@@ -119,7 +116,7 @@ class RLAlgorithm:
             generator, config.encoder_episodes, config.discount, config.gae_lambda, timings)
         return rollouts, mine
 
-    def outer_step(self, rollouts: Rollouts, mine: slice) -> TRPOStats:
+    def outer_step(self, rollouts: Rollouts, mine: slice) -> OuterStepStats:
         """The outer loop's update of the meta-parameters from ``rollouts`` (TRPO, or PPO's epochs)."""
         if self.optimizer is not None:
             return ppo_step(self.model, rollouts, self.ppo, self.optimizer, self.dist)

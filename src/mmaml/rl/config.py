@@ -5,7 +5,8 @@ from __future__ import annotations
 import typing
 from dataclasses import dataclass, field
 
-from mmaml.training.config import IntOrAuto, RunConfig
+from mmaml.engine.config import IntOrAuto, RunConfig
+from mmaml.rl.envs.registry import ENVIRONMENTS, make_goals
 
 RL_METHODS = ("maml", "mumomaml")
 RL_MODULATIONS = ("scale", "film")
@@ -77,22 +78,17 @@ class RLConfig(RunConfig):
     eval_tasks: int = 100
 
     METHODS: typing.ClassVar[tuple[str, ...]] = RL_METHODS
+    TASK_KEYS: typing.ClassVar[tuple[str, ...]] = ("env",)
 
     @property
     def thread_family(self) -> str:
-        from mmaml.rl.envs.registry import ENVIRONMENTS
-
         return "cheetah" if self.env in ENVIRONMENTS and ENVIRONMENTS[self.env].mujoco else "rl-2d"
 
     @property
     def mode_names(self) -> list[str]:
-        from mmaml.rl.envs.registry import make_goals
-
         return list(make_goals(self.env).modes)
 
     def validate(self) -> "RLConfig":
-        from mmaml.rl.envs.registry import ENVIRONMENTS
-
         bad = self.bad
         if self.task != "rl":
             bad("task", "an RL config has task: rl")
@@ -117,11 +113,7 @@ class RLConfig(RunConfig):
             bad("modulation_init", "choose default or zero")
         if not self.hidden_sizes or any(h < 1 for h in self.hidden_sizes):
             bad("hidden_sizes", "need at least one hidden layer, each of width >= 1")
-        if self.modulated_layers is not None:
-            layers = self.modulated_layers
-            if not layers or len(set(layers)) != len(layers) or any(not 0 <= i < len(self.hidden_sizes) for i in layers):
-                bad("modulated_layers", f"give distinct hidden-layer indices in 0..{len(self.hidden_sizes) - 1}, "
-                    "or null for all")
+        self.check_layer_indices("modulated_layers", len(self.hidden_sizes), "hidden-layer", "all")
         for key in ("encoder_hidden", "embedding_dim", "encoder_episodes", "meta_batch_size",
                     "cg_iterations", "line_search_steps", "ppo_epochs"):
             if getattr(self, key) < 1:

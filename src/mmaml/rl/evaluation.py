@@ -30,8 +30,11 @@ from mmaml.rl.episodes import Episodes
 from mmaml.rl.envs.goals import GoalDistribution
 from mmaml.rl.metalearner import PolicyMetaLearner, Rollouts, rollout_adaptation
 from mmaml.rl.task_generators import TaskGenerators
-from mmaml.training.distributed import SINGLE, Distributed
-from mmaml.training.evaluation import mean_ci95
+from mmaml.engine.distributed import SINGLE, Distributed
+from mmaml.engine.evaluation import score_in_chunks
+from mmaml.engine.mode_identification import mode_identification
+from mmaml.engine.statistics import balanced_count, mean_ci95
+from mmaml.rl.sampler import sample_episodes
 
 
 def adaptation_rollouts(model: PolicyMetaLearner, config: RLConfig, env: BatchedEnv, goals: Tensor, mode: Tensor,
@@ -47,8 +50,6 @@ def encoder_inputs(model: PolicyMetaLearner, config: RLConfig, env: BatchedEnv, 
     """What the task encoder reads for the tasks ``goals [T, G]``: episodes of the unmodulated policy,
     ``encoder_episodes`` of each task (``episodes_per_task`` in the authors' flow, whose step-0 episodes
     the encoder reads), ``[T, E, H, ...]``."""
-    from mmaml.rl.sampler import sample_episodes
-
     device = next(model.parameters()).device
     theta = {k: v.detach() for k, v in model.learner.meta_parameters().items()}
     count = config.episodes_per_task if config.encoder_flow == "authors" else config.encoder_episodes
@@ -88,17 +89,17 @@ def _chunked(num_tasks: int, chunk: int, generator: torch.Generator, per_task: t
     task index), and every ``world``-th chunk on this rank (the results gathered in task order on
     every rank). ``None``: ``generator`` drawn chunk after chunk, in this process alone.
     """
-    mine, parts = [], []
-    for number, start in enumerate(range(0, num_tasks, chunk)):
-        tasks = slice(start, min(num_tasks, start + chunk))
-        if per_task is None:
-            parts.append(score(tasks, generator))
-        elif number % dist.world == dist.rank:
-            parts.append(score(tasks, TaskGenerators.for_test_tasks(*per_task, range(tasks.start, tasks.stop))))
-            mine.append(number)
-    if per_task is not None and dist.active:
-        parts = [p.movedim(0, -1) for p in dist.gather_chunks(mine, [p.movedim(-1, 0) for p in parts])[0]]
-    return torch.cat(parts, dim=-1)
+    starts = range(0, num_tasks, chunk)
+
+    def tasks(number: int) -> slice:
+        return slice(starts[number], min(num_tasks, starts[number] + chunk))
+
+    def run(number: int, these: slice) -> tuple[Tensor]:
+        own = generator if per_task is None else TaskGenerators.for_test_tasks(*per_task, range(these.start, these.stop))
+        return (score(these, own).movedim(-1, 0),)  # tasks first, as the driver gathers them
+
+    (parts,) = score_in_chunks(len(starts), 1, tasks, run, dist if per_task is not None else SINGLE)
+    return torch.cat(parts).movedim(0, -1)
 
 
 def per_task_returns(model: PolicyMetaLearner, config: RLConfig, env: BatchedEnv, distribution: GoalDistribution,
@@ -110,8 +111,6 @@ def per_task_returns(model: PolicyMetaLearner, config: RLConfig, env: BatchedEnv
     ``dist`` shares the chunks among torchrun's ranks where the run allows it
     (:func:`splits_across_ranks`); every rank gets all the returns.
     """
-    from mmaml.training.evaluation import balanced_count
-
     num_tasks = balanced_count(num_tasks, len(distribution.modes))
     goals, mode, generator = sample_test_goals(distribution, num_tasks, seed)  # stream runs go on drawing from it
     per_task = (seed, "returns") if splits_across_ranks(config) else None
@@ -130,8 +129,6 @@ def embed_test_tasks(model: PolicyMetaLearner, config: RLConfig, env: BatchedEnv
                     num_tasks: int, seed: int, dist: Distributed | None = None) -> tuple[Tensor, Tensor]:
     """``(embeddings [n, D], mode [n])`` of the test goals of ``seed`` (``n`` as in :func:`per_task_returns`),
     each from fresh unmodulated episodes; shared among ranks as :func:`per_task_returns` is."""
-    from mmaml.training.evaluation import balanced_count
-
     num_tasks = balanced_count(num_tasks, len(distribution.modes))
     goals, mode, _ = sample_test_goals(distribution, num_tasks, seed)
     per_task = (seed, "embeddings") if splits_across_ranks(config) else None
@@ -150,7 +147,7 @@ def evaluate_rl(model: PolicyMetaLearner, config: RLConfig, env: BatchedEnv, dis
     MAML), ``per_mode`` (``{name: {"num_tasks", "returns_by_step"}}``) and
     ``per_task`` (``{"mode", "returns_by_step"}``, for paired comparisons); a MuMoMAML
     model on several modes also gets ``mode_identification`` from the embeddings of the
-    same test goals (see :mod:`mmaml.training.mode_identification`). ``dist``: as in
+    same test goals (see :mod:`mmaml.engine.mode_identification`). ``dist``: as in
     :func:`per_task_returns` (every rank gets the whole result).
     """
     returns, mode = per_task_returns(model, config, env, distribution, num_tasks, seed, steps, dist)
@@ -170,8 +167,6 @@ def evaluate_rl(model: PolicyMetaLearner, config: RLConfig, env: BatchedEnv, dis
                                     "returns_by_step": [mean_ci95(r[idx]) for r in returns]}
     if model.modulated and len(distribution.modes) > 1 and num_tasks >= 4:
         # the embeddings of the same test goals, from fresh unmodulated episodes (their own generator)
-        from mmaml.training.mode_identification import mode_identification
-
         embedding, _ = embed_test_tasks(model, config, env, distribution, num_tasks, seed, dist)
         result["mode_identification"] = mode_identification(embedding, mode, list(distribution.modes))
     result["per_task"] = {"mode": mode.tolist(), "returns_by_step": returns.double().tolist()}

@@ -31,17 +31,27 @@ from dataclasses import dataclass
 
 import torch
 
-from mmaml.rl.maml_trpo import TRPOStats, importance_ratios, surrogate
+from mmaml.engine.distributed import SINGLE
+from mmaml.rl.maml_trpo import OuterStepStats, importance_ratios, surrogate
+from mmaml.rl.config import RLConfig
 from mmaml.rl.metalearner import PolicyMetaLearner, Rollouts, adaptation_path
 from mmaml.rl.policy import kl_divergence
 
 
 @dataclass
 class PPOSettings:
-    epochs: int = 5
-    clip: float = 0.1
-    lr: float = 1e-3
-    inner_kl: float = 0.0  # ProMP: the coefficient of the inner-KL penalty (0: PPO's objective alone)
+    """The outer loop's settings for PPO and ProMP, from a run config (:meth:`of`)."""
+
+    epochs: int
+    clip: float
+    lr: float
+    inner_kl: float  # ProMP: the coefficient of the inner-KL penalty (0: PPO's objective alone)
+
+    @classmethod
+    def of(cls, config: RLConfig) -> "PPOSettings":
+        """``config``'s settings: ``ppo_epochs``, ``ppo_clip``, ``ppo_lr`` and, for ProMP, ``promp_inner_kl``."""
+        return cls(config.ppo_epochs, config.ppo_clip, config.ppo_lr,
+                   config.promp_inner_kl if config.outer_optimizer == "promp" else 0.0)
 
 
 def clipped_surrogate(model: PolicyMetaLearner, rollouts: Rollouts, clip: float, create_graph: bool,
@@ -77,17 +87,16 @@ def promp_objective(model: PolicyMetaLearner, rollouts: Rollouts, settings: PPOS
 
 
 def ppo_step(model: PolicyMetaLearner, rollouts: Rollouts, settings: PPOSettings, optimizer: torch.optim.Optimizer,
-             dist=None) -> TRPOStats:
+             dist=None) -> OuterStepStats:
     """``settings.epochs`` Adam steps of ``optimizer`` (over all of ``model``'s parameters) on the clipped surrogate.
 
     Distributed: ``rollouts`` hold this rank's tasks; each epoch's gradient is averaged
     over the ranks (equal shares), so every rank takes the same step. An epoch whose
     loss or gradient is not finite ends the update without stepping (earlier epochs'
     steps stay). Returns the unclipped surrogate before and after, and the mean KL
-    between the adapted policies before and after (``backtracks`` counts the epochs
+    between the adapted policies before and after (``skipped_epochs``: the epochs
     not taken).
     """
-    from mmaml.training.distributed import SINGLE
 
     dist = SINGLE if dist is None else dist
     params = [p for p in model.parameters() if p.requires_grad]
@@ -117,5 +126,5 @@ def ppo_step(model: PolicyMetaLearner, rollouts: Rollouts, settings: PPOSettings
     optimizer.zero_grad(set_to_none=True)
     with torch.enable_grad():
         loss_after, kl, _ = surrogate(model, rollouts, old, create_graph=False)
-    return TRPOStats(loss_before, dist.mean(float(loss_after.detach())), dist.mean(float(kl.detach())),
-                     settings.epochs - taken, taken > 0, finite)
+    return OuterStepStats(loss_before, dist.mean(float(loss_after.detach())), dist.mean(float(kl.detach())),
+                          0, taken > 0, finite, skipped_epochs=settings.epochs - taken)

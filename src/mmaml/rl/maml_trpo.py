@@ -32,31 +32,45 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from mmaml.rl.config import RLConfig
 from mmaml.rl.metalearner import PolicyMetaLearner, Rollouts, adapted_parameters
 from mmaml.rl.policy import kl_divergence, log_prob
 from mmaml.rl.trpo import assign, backtracking_line_search, conjugate_gradient_with_product, flatten
-from mmaml.training.distributed import SINGLE, Distributed
+from mmaml.engine.distributed import SINGLE, Distributed
 
 
 @dataclass
 class TRPOSettings:
-    max_kl: float = 0.01
-    cg_iterations: int = 10
-    cg_damping: float = 1e-5
-    line_search_steps: int = 15
-    line_search_ratio: float = 0.8
-    fisher_subsample: float = 1.0
-    fisher_second_order: bool = True
+    """MAML-TRPO's outer-step settings, from a run config (:meth:`of`)."""
+
+    max_kl: float
+    cg_iterations: int
+    cg_damping: float
+    line_search_steps: int
+    line_search_ratio: float
+    fisher_subsample: float
+    fisher_second_order: bool
+
+    @classmethod
+    def of(cls, config: RLConfig) -> "TRPOSettings":
+        """``config``'s settings of the same names."""
+        return cls(config.max_kl, config.cg_iterations, config.cg_damping, config.line_search_steps,
+                   config.line_search_ratio, config.fisher_subsample, config.fisher_second_order)
 
 
 @dataclass
-class TRPOStats:
+class OuterStepStats:
+    """What one outer step did: the surrogate before and after, the KL between the adapted policies before and
+    after, TRPO's line-search ``backtracks`` or PPO's ``skipped_epochs`` (0 for the other), whether the step
+    was taken, and whether everything was finite."""
+
     loss_before: float
     loss_after: float
     kl: float
     backtracks: int
     accepted: bool
     finite: bool = True
+    skipped_epochs: int = 0
 
 
 def importance_ratios(model: PolicyMetaLearner, rollouts: Rollouts, create_graph: bool,
@@ -149,10 +163,10 @@ def split_for_fisher(model: PolicyMetaLearner, rollouts: Rollouts, fisher: Tenso
 
 
 def trpo_step(model: PolicyMetaLearner, rollouts: Rollouts, settings: TRPOSettings, dist: Distributed | None = None,
-              first_task: int = 0, num_tasks: int | None = None) -> TRPOStats:
+              first_task: int = 0, num_tasks: int | None = None) -> OuterStepStats:
     """One MAML-TRPO update of all of ``model``'s parameters (in place).
 
-    Distributed (``dist`` a :class:`~mmaml.training.distributed.Distributed`): ``rollouts``
+    Distributed (``dist`` a :class:`~mmaml.engine.distributed.Distributed`): ``rollouts``
     hold this rank's tasks ``first_task ..`` of the meta-batch's ``num_tasks``; the
     gradient, every Fisher-vector product and the line search's surrogate and KL are
     averaged over the ranks, so every rank takes the single process's step.
@@ -189,7 +203,7 @@ def trpo_step(model: PolicyMetaLearner, rollouts: Rollouts, settings: TRPOSettin
     old_pred = pred.detach()
     del loss, fisher_pred, local  # free the graphs before the line search
     if not (curvature > 0 and math.isfinite(curvature)) or not torch.isfinite(direction).all():
-        return TRPOStats(loss_before, loss_before, 0.0, 0, False, math.isfinite(loss_before) and math.isfinite(curvature))
+        return OuterStepStats(loss_before, loss_before, 0.0, 0, False, math.isfinite(loss_before) and math.isfinite(curvature))
 
     # 3. the step scaled to the trust region, backtracked on the sampled episodes until the surrogate improves
     step = direction * math.sqrt(2 * settings.max_kl / curvature)
@@ -204,4 +218,4 @@ def trpo_step(model: PolicyMetaLearner, rollouts: Rollouts, settings: TRPOSettin
     accepted, backtracks, loss_after, kl_after = backtracking_line_search(
         evaluate, start, step, loss_before, settings.max_kl, settings.line_search_steps, settings.line_search_ratio)
     assign(params, accepted)
-    return TRPOStats(loss_before, loss_after, kl_after, backtracks, backtracks < settings.line_search_steps)
+    return OuterStepStats(loss_before, loss_after, kl_after, backtracks, backtracks < settings.line_search_steps)

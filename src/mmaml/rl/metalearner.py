@@ -38,7 +38,7 @@ from mmaml.core.modulation_network import ModulationNetwork
 from mmaml.rl.encoder import TrajectoryEncoder
 from mmaml.rl.envs.base import BatchedEnv
 from mmaml.rl.episodes import Episodes
-from mmaml.rl.policy import log_prob
+from mmaml.rl.policy import log_prob, sample_actions
 from mmaml.rl.sampler import sample_episodes
 
 Taus = Mapping[str, Tensor]
@@ -81,8 +81,22 @@ def reinforce_loss(pred: Tensor, target: Tensor) -> Tensor:
 INNER_OBJECTIVES = {"reinforce": reinforce_loss, "lvc": lvc_loss}
 
 
+@dataclass(frozen=True)
+class AdaptationSettings:
+    """How :meth:`PolicyMetaLearner.adapt` adapts to new tasks: its inner steps, the episodes sampled per task
+    at each step and for the encoder, and the discount and GAE lambda of the advantages (a run's
+    ``eval_inner_steps``, ``episodes_per_task``, ``encoder_episodes``, ``discount`` and ``gae_lambda``)."""
+
+    steps: int = 1
+    episodes_per_task: int = 20
+    encoder_episodes: int = 1
+    discount: float = 0.99
+    gae_lambda: float = 1.0
+
+
 class PolicyMetaLearner(nn.Module):
-    """A meta-learned policy; with an encoder, MuMoMAML, without, MAML.
+    """A meta-learned policy; with an encoder, MuMoMAML, without, MAML. A
+    :class:`~mmaml.core.meta_learner.MetaLearner`.
 
     Args:
         learner: the policy wrapped in a :class:`Learner` (modulated layers named
@@ -95,12 +109,15 @@ class PolicyMetaLearner(nn.Module):
         first_order: drop the second-order terms of the meta-gradient.
         encoder_flow: ``"seed"`` or ``"authors"`` (see the module docstring; MuMoMAML only).
         inner_objective: ``"reinforce"`` (MAML-TRPO's) or ``"lvc"`` (ProMP's, :func:`lvc_loss`).
+        adaptation: how :meth:`adapt` adapts to new tasks (:class:`AdaptationSettings`).
     """
 
     def __init__(self, learner: Learner, encoder: TrajectoryEncoder | None = None, modulation: str = "scale",
                  modulation_init: str = "default", inner_lr: float = 0.1, first_order: bool = False,
-                 encoder_flow: str = "seed", inner_objective: str = "reinforce"):
+                 encoder_flow: str = "seed", inner_objective: str = "reinforce",
+                 adaptation: AdaptationSettings = AdaptationSettings()):
         super().__init__()
+        self.adaptation = adaptation
         if inner_objective not in INNER_OBJECTIVES:
             raise ValueError(f"unknown inner objective {inner_objective!r}; choose one of {', '.join(INNER_OBJECTIVES)}")
         self.inner_objective = inner_objective
@@ -128,6 +145,14 @@ class PolicyMetaLearner(nn.Module):
         """Whether step 0 is unmodulated and feeds the encoder and the first (unmodulated) inner step."""
         return self.modulated and self.encoder_flow == "authors"
 
+    def parameter_groups(self) -> list[list[nn.Parameter]]:
+        """The policy's parameters, then the encoder's and modulation network's (MuMoMAML), as the supervised
+        meta-learners group them."""
+        groups = [list(self.learner.parameters())]
+        if self.modulated:
+            groups.append(list(self.encoder.parameters()) + list(self.modulation_network.parameters()))
+        return groups
+
     def step_taus(self, step: int, taus: Taus | None) -> Taus | None:
         """The modulation of the policy after ``step`` inner steps (the authors' flow leaves step 0 unmodulated)."""
         return None if step == 0 and self.authors_flow else taus
@@ -148,18 +173,17 @@ class PolicyMetaLearner(nn.Module):
         """Modulate and adapt to the tasks ``goals [T, G]`` by interacting with ``env``: an :class:`AdaptedPolicy`.
 
         As evaluation does: unmodulated episodes for the encoder (MuMoMAML), then
-        ``steps`` policy-gradient steps on fresh episodes (default: the config's
-        ``eval_inner_steps`` when the model came from :func:`mmaml.load`, else 1).
-        Episode counts, discount and GAE come from that config too (defaults: 20,
-        1, 0.99, 1.0). ``generator`` (CPU) draws start states and exploration noise.
+        ``steps`` policy-gradient steps on fresh episodes (default: ``adaptation.steps``;
+        a model built from a run config, or :func:`mmaml.load`-ed, has the run's
+        ``eval_inner_steps``, episode counts, discount and GAE lambda there).
+        ``generator`` (CPU) draws start states and exploration noise.
         """
-        config = getattr(self, "config", None)
-        steps = (config.eval_inner_steps if config is not None else 1) if steps is None else steps
+        settings = self.adaptation
+        steps = settings.steps if steps is None else steps
         generator = torch.Generator().manual_seed(0) if generator is None else generator
         device = next(self.parameters()).device
-        return adapt_policy(self, env, goals.to(device), steps,
-                            getattr(config, "episodes_per_task", 20), generator, getattr(config, "encoder_episodes", 1),
-                            getattr(config, "discount", 0.99), getattr(config, "gae_lambda", 1.0), mode)
+        return adapt_policy(self, env, goals.to(device), steps, settings.episodes_per_task, generator,
+                            settings.encoder_episodes, settings.discount, settings.gae_lambda, mode)
 
     def inner_step(self, params: Params, taus: Taus | None, episodes: Episodes, create_graph: bool) -> Params:
         """One policy-gradient step of every task on its own ``episodes``: ``{name: [T, *shape]}``.
@@ -184,7 +208,7 @@ class Rollouts:
 
     Attributes:
         goals: ``[T, goal_dim]``; mode: ``[T]``.
-        encoder: the unmodulated episodes the encoder read (MuMoMAML), or None.
+        encoder_episodes: the unmodulated episodes the encoder read (MuMoMAML), or None.
         steps: ``steps[k]`` holds the episodes of the policy after ``k`` inner steps;
             the last entry is what the outer loop scores.
         taus: the modulation used ({site: [T, units]}) or None; embedding ``[T, E]`` or None.
@@ -196,7 +220,7 @@ class Rollouts:
 
     goals: Tensor
     mode: Tensor
-    encoder: Episodes | None
+    encoder_episodes: Episodes | None
     steps: list[Episodes]
     taus: Taus | None = None
     embedding: Tensor | None = None
@@ -210,7 +234,7 @@ class Rollouts:
     def select(self, index: Tensor) -> "Rollouts":
         """The tasks at ``index`` (an index tensor), with their episodes and modulation."""
         pick = lambda e: None if e is None else e.select(index)  # noqa: E731
-        return Rollouts(self.goals[index], self.mode[index], pick(self.encoder), [pick(e) for e in self.steps],
+        return Rollouts(self.goals[index], self.mode[index], pick(self.encoder_episodes), [pick(e) for e in self.steps],
                         None if self.taus is None else {k: v[index] for k, v in self.taus.items()},
                         None if self.embedding is None else self.embedding[index],
                         modulated_from=self.modulated_from)
@@ -218,7 +242,8 @@ class Rollouts:
     def to(self, device: torch.device | str) -> "Rollouts":
         """A copy with every tensor on ``device``."""
         move = lambda e: None if e is None else e.to(device)  # noqa: E731
-        return Rollouts(self.goals.to(device), self.mode.to(device), move(self.encoder), [move(e) for e in self.steps],
+        return Rollouts(self.goals.to(device), self.mode.to(device), move(self.encoder_episodes),
+                        [move(e) for e in self.steps],
                         None if self.taus is None else {k: v.to(device) for k, v in self.taus.items()},
                         None if self.embedding is None else self.embedding.to(device),
                         None if self.adapted is None else {k: v.to(device) for k, v in self.adapted.items()},
@@ -288,7 +313,7 @@ def adaptation_path(model: PolicyMetaLearner, rollouts: Rollouts,
     steps) and its modulation (None where it was unmodulated), all functions of the
     meta-parameters.
     """
-    taus, _ = model.modulation(rollouts.encoder)
+    taus, _ = model.modulation(rollouts.encoder_episodes)
     params = model.learner.meta_parameters()
     path = [(params, model.step_taus(0, taus))]
     for k, episodes in enumerate(rollouts.steps[:-1]):
@@ -322,7 +347,6 @@ class AdaptedPolicy:
 
     def act(self, observations: Tensor, generator: torch.Generator | None = None) -> Tensor:
         """Actions ``[T, N, A]``: the mean, or a sample when a CPU ``generator`` is given."""
-        from mmaml.rl.policy import sample_actions
 
         pred = self(observations)
         a = pred.shape[-1] // 2

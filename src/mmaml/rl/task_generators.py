@@ -1,6 +1,6 @@
 """One random generator per task: randomness that does not depend on which tasks share a process.
 
-A distributed meta-RL run (see :mod:`mmaml.training.distributed`) gives each rank a
+A distributed meta-RL run (see :mod:`mmaml.engine.distributed`) gives each rank a
 share of the meta-batch's tasks. For the run to equal a single process's, task
 ``i``'s start states and exploration noise must come from a source of its own,
 keyed by (seed, iteration, ``i``), rather than from one stream that all tasks of a
@@ -16,6 +16,8 @@ from typing import Callable, Sequence
 import torch
 from torch import Tensor
 
+from mmaml.engine.distributed import iteration_generator
+
 
 class TaskGenerators:
     """``T`` CPU generators, one per task, in task order."""
@@ -26,7 +28,6 @@ class TaskGenerators:
     @classmethod
     def for_tasks(cls, seed: int, iteration: int, tasks: Sequence[int]) -> "TaskGenerators":
         """The generators of the meta-batch tasks numbered ``tasks`` at ``iteration`` of the run seeded ``seed``."""
-        from mmaml.training.distributed import iteration_generator
 
         return cls([iteration_generator(seed, iteration, f"task{i}") for i in tasks])
 
@@ -34,7 +35,6 @@ class TaskGenerators:
     def for_test_tasks(cls, seed: int, stream: str, tasks: Sequence[int]) -> "TaskGenerators":
         """The generators of the test tasks numbered ``tasks`` of the evaluation seeded ``seed`` (``stream``
         names what they draw, e.g. ``"returns"``), apart from every training iteration's."""
-        from mmaml.training.distributed import iteration_generator
 
         return cls([iteration_generator(seed, -1, f"test-{stream}{i}") for i in tasks])
 

@@ -15,17 +15,17 @@ import math
 import torch
 from torch import Tensor
 
-from mmaml.rl.maml_trpo import TRPOSettings, TRPOStats, fisher_tasks, fisher_vector_product, surrogate
+from mmaml.rl.maml_trpo import TRPOSettings, OuterStepStats, fisher_tasks, fisher_vector_product, surrogate
 from mmaml.rl.metalearner import PolicyMetaLearner, Rollouts
 from mmaml.rl.trpo import assign, backtracking_line_search, conjugate_gradient, flatten
-from mmaml.training.distributed import SINGLE
+from mmaml.engine.distributed import SINGLE
 
 
 def reference_trpo_step(model: PolicyMetaLearner, rollouts: Rollouts, settings: TRPOSettings, dist=None,
-                        first_task: int = 0, num_tasks: int | None = None) -> TRPOStats:
+                        first_task: int = 0, num_tasks: int | None = None) -> OuterStepStats:
     """One MAML-TRPO update of all of ``model``'s parameters (in place).
 
-    Distributed (``dist`` a :class:`~mmaml.training.distributed.Distributed`): ``rollouts``
+    Distributed (``dist`` a :class:`~mmaml.engine.distributed.Distributed`): ``rollouts``
     hold this rank's tasks ``first_task ..`` of the meta-batch's ``num_tasks``; the
     gradient, every Fisher-vector product and the line search's surrogate and KL are
     averaged over the ranks, so every rank takes the single process's step.
@@ -61,7 +61,7 @@ def reference_trpo_step(model: PolicyMetaLearner, rollouts: Rollouts, settings: 
     loss_before = dist.mean(float(loss.detach()))
     old_pred = pred.detach()
     if not (curvature > 0 and math.isfinite(curvature)) or not torch.isfinite(direction).all():
-        return TRPOStats(loss_before, loss_before, 0.0, 0, False, math.isfinite(loss_before) and math.isfinite(curvature))
+        return OuterStepStats(loss_before, loss_before, 0.0, 0, False, math.isfinite(loss_before) and math.isfinite(curvature))
     step = direction * math.sqrt(2 * settings.max_kl / curvature)
     start = torch.cat([p.detach().reshape(-1) for p in params])
 
@@ -74,4 +74,4 @@ def reference_trpo_step(model: PolicyMetaLearner, rollouts: Rollouts, settings: 
     accepted, backtracks, loss_after, kl_after = backtracking_line_search(
         evaluate, start, step, loss_before, settings.max_kl, settings.line_search_steps, settings.line_search_ratio)
     assign(params, accepted)
-    return TRPOStats(loss_before, loss_after, kl_after, backtracks, backtracks < settings.line_search_steps)
+    return OuterStepStats(loss_before, loss_after, kl_after, backtracks, backtracks < settings.line_search_steps)

@@ -27,6 +27,7 @@ import torch
 from torch import Tensor
 
 from mmaml.rl.envs.goals import GoalDistribution
+from mmaml.rl.task_generators import TaskGenerators
 
 
 class BatchedEnv(abc.ABC):
@@ -94,8 +95,6 @@ class BatchedEnv(abc.ABC):
         self.goals = goals.detach().to(torch.float32)
         num_tasks = goals.shape[0]
         if initial_state is None:
-            from mmaml.rl.task_generators import TaskGenerators
-
             if isinstance(generator, TaskGenerators):  # each task's start states from its own generator
                 if len(generator) != num_tasks:
                     raise ValueError(f"{len(generator)} task generators for {num_tasks} tasks")

@@ -106,6 +106,7 @@ _ENTRY_POINTS: dict[str, tuple[str, dict, int]] = {
 
 
 def _batched_cheetah(task: str, threads: int) -> BatchedEnv:
+    # imported here: it loads MuJoCo and gymnasium's MuJoCo envs, which only half-cheetah runs need
     from mmaml.rl.envs.half_cheetah import BatchedHalfCheetah
 
     return BatchedHalfCheetah(task, threads)

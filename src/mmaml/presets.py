@@ -13,13 +13,11 @@ iterations, meta-batch 10; 9 with 3 modes, to keep an equal share per data set)
 for 2, 3 and 5 modes and 5-way 1-shot, 5-way 5-shot and 20-way 1-shot; and
 ``classification-cpu-*`` presets sized for a 2-core CPU (28x28 images, 32
 channels per layer, 5 queries per class, meta-batch 4 or 6, 6,000 iterations)
-on Omniglot + Tiny ImageNet (+ Double Fashion-MNIST for 3 modes). 6,000, not
-fewer: at 2,000 iterations MuMoMAML still trailed MAML with 3 modes, 1-shot
-(-0.87 points), and led it at 6,000 (+0.96; docs/results.md). At that
-scale MuMoMAML modulates the first three conv blocks, not the last: FiLM on
-the block that feeds the classifier slowed the head's inner-loop adaptation
-(after one inner step 34% accuracy against MAML's 56% on validation tasks)
-and lost to MAML after five, while blocks 0-2 beat it (docs/results.md).
+on Omniglot + Tiny ImageNet (+ Double Fashion-MNIST for 3 modes), where
+MuMoMAML modulates the first three conv blocks; why those choices, on
+validation classes: docs/notes/images-variants.md.
+
+Meta-RL: the ``rl-*`` presets (see :func:`_rl` and docs/rl.md).
 """
 
 from __future__ import annotations
@@ -29,7 +27,8 @@ from typing import Any
 
 from mmaml.errors import ConfigError
 from mmaml.tasks.regression import MODE_SETS
-from mmaml.training.config import RunConfig, config_from_dict, load_yaml
+from mmaml.engine.config import RunConfig, load_yaml
+from mmaml.kinds import config_from_dict
 
 METHOD_ROWS: dict[str, dict[str, Any]] = {
     "maml": {"method": "maml", "bias_transformation": 20, "inner_grad_clip": None},

@@ -2,31 +2,21 @@
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import torch
 from torch import Tensor
 
+from mmaml.engine.distributed import SINGLE
+from mmaml.engine.evaluation import score_in_chunks
+from mmaml.engine.mode_identification import mode_identification
+from mmaml.engine.statistics import balanced_count, mean_ci95
 from mmaml.metalearners import GradientMetaLearner
-
-
-def mean_ci95(values: Tensor) -> dict[str, float]:
-    """Mean and 95% interval half-width ``1.96 * std / sqrt(n)`` of ``values [n]``."""
-    values = values.double()
-    n = values.numel()
-    std = float(values.std(unbiased=True)) if n > 1 else 0.0
-    return {"mean": float(values.mean()), "ci95": 1.96 * std / math.sqrt(n)}
 
 
 def accuracy_per_task(logits: Tensor, labels: Tensor) -> Tensor:
     """Fraction of correct predictions of each task: logits ``[T, N, C]``, labels ``[T, N]`` -> ``[T]``."""
     return (logits.argmax(-1) == labels).float().mean(1)
-
-
-def balanced_count(num_tasks: int, num_modes: int) -> int:
-    """``num_tasks`` rounded up to a multiple of ``num_modes``: every evaluation holds as many tasks of each mode."""
-    return -(-num_tasks // num_modes) * num_modes
 
 
 def per_task_scores(
@@ -53,46 +43,43 @@ def per_task_scores(
     only on ``seed``, so every model is scored on the same tasks. Regression
     tasks are drawn at once; image tasks chunk by chunk from one generator.
 
-    ``dist`` (a :class:`~mmaml.training.distributed.Distributed` under torchrun): every
+    ``dist`` (a :class:`~mmaml.engine.distributed.Distributed` under torchrun): every
     rank draws every chunk, scores every ``world``-th one, and the scores are gathered
     in task order on every rank; the result is the single process's.
     """
     device = next(model.parameters()).device
     generator = torch.Generator().manual_seed(seed)
     images = metric == "accuracy"
-    modes = len(tasks.modes)
-    num_tasks = balanced_count(num_tasks, modes)
-    batch_size = balanced_count(batch_size or (20 if images else 250), modes)
+    num_tasks = balanced_count(num_tasks, len(tasks.modes))
+    batch_size = balanced_count(batch_size or (20 if images else 250), len(tasks.modes))
     whole = None if images else tasks.sample(num_tasks, generator)
-    prior, adapted, modes = [], [], []
+    starts = range(0, num_tasks, batch_size)
+
+    def draw(number: int):
+        size = min(batch_size, num_tasks - starts[number])
+        return tasks.sample(size, generator) if images else whole.select(slice(starts[number], starts[number] + size))
+
+    def score(number: int, chunk) -> tuple[Tensor, Tensor, Tensor, Tensor | None]:
+        chunk = chunk.to(device)
+        out = model(chunk, steps=steps, with_prior=True)
+        if images:
+            prior = accuracy_per_task(out.prior_query_pred, chunk.query_y)
+            adapted = accuracy_per_task(out.query_pred, chunk.query_y)
+        else:
+            prior, adapted = out.prior_query_loss, out.query_loss
+        embedding = out.embedding.cpu() if embeddings is not None and out.embedding is not None else None
+        return prior.cpu(), adapted.cpu(), chunk.mode.cpu(), embedding
+
     was_training = model.training
     model.eval()
-    rank, world = (dist.rank, dist.world) if dist is not None else (0, 1)
-    mine = []  # the chunk numbers this rank scored
-    with torch.no_grad():
-        for number, start in enumerate(range(0, num_tasks, batch_size)):
-            size = min(batch_size, num_tasks - start)
-            chunk = tasks.sample(size, generator) if images else whole.select(slice(start, start + size))
-            if number % world != rank:
-                continue  # drawn all the same, to keep the generator where a single process has it
-            mine.append(number)
-            chunk = chunk.to(device)
-            out = model(chunk, steps=steps, with_prior=True)
-            if images:
-                prior.append(accuracy_per_task(out.prior_query_pred, chunk.query_y).cpu())
-                adapted.append(accuracy_per_task(out.query_pred, chunk.query_y).cpu())
-            else:
-                prior.append(out.prior_query_loss.cpu())
-                adapted.append(out.query_loss.cpu())
-            modes.append(chunk.mode.cpu())
-            if embeddings is not None and out.embedding is not None:
-                embeddings.append(out.embedding.cpu())
-    model.train(was_training)
-    if world > 1:
-        prior, adapted, modes, gathered = dist.gather_chunks(mine, prior, adapted, modes,
-                                                            embeddings if embeddings is not None else [])
-        if embeddings is not None:
-            embeddings[:] = gathered
+    try:
+        with torch.no_grad():
+            prior, adapted, modes, embedded = score_in_chunks(len(starts), 4, draw, score,
+                                                              SINGLE if dist is None else dist)
+    finally:
+        model.train(was_training)
+    if embeddings is not None:
+        embeddings[:] = embedded
     return torch.cat(prior), torch.cat(adapted), torch.cat(modes)
 
 
@@ -112,7 +99,7 @@ def evaluate(
     ``per_task``: ``{"mode", "post_modulation", "post_adaptation"}`` lists, one
     entry per task (for paired comparisons between runs scored on the same tasks).
     A model with task embeddings (MuMoMAML) on several modes also gets
-    ``mode_identification`` (see :mod:`mmaml.training.mode_identification`).
+    ``mode_identification`` (see :mod:`mmaml.engine.mode_identification`).
     """
     embeddings: list[Tensor] = []
     prior, adapted, mode = per_task_scores(model, tasks, num_tasks, seed, steps, metric, embeddings=embeddings,
@@ -135,39 +122,12 @@ def evaluate(
             f"post_adaptation_{metric}": mean_ci95(adapted[idx]),
         }
     if embeddings and len(tasks.modes) > 1 and num_tasks >= 4:
-        from mmaml.training.mode_identification import mode_identification
-
         result["mode_identification"] = mode_identification(torch.cat(embeddings), mode, list(tasks.modes))
     result["per_task"] = {
         "mode": mode.tolist(),
         "post_modulation": prior.double().tolist(),
         "post_adaptation": adapted.double().tolist(),
     }
-    return result
-
-
-TASK_KEYS = {
-    "regression": ("modes", "num_support", "num_query", "noise_std"),
-    "classification": ("datasets", "num_ways", "num_shots", "num_query", "image_size", "images_per_class"),
-    "rl": ("env",),
-}
-
-
-def task_signature(config) -> dict[str, Any]:
-    """The config values that decide which test tasks a run is evaluated on."""
-    return {"task": config.task, **{k: getattr(config, k) for k in TASK_KEYS[config.task]}}
-
-
-def paired_difference(reference: Tensor, other: Tensor, mode: Tensor, mode_names) -> dict[str, Any]:
-    """``other - reference`` per task (the same tasks, in the same order): mean and 95% interval.
-
-    Pairing removes the spread of task difficulty that both runs share, so the
-    interval is much narrower than that of either mean. Returns
-    ``{"mean", "ci95", "per_mode": {name: {"mean", "ci95"}}}``.
-    """
-    diff = other.double() - reference.double()
-    result: dict[str, Any] = dict(mean_ci95(diff))
-    result["per_mode"] = {name: mean_ci95(diff[mode == m]) for m, name in enumerate(mode_names)}
     return result
 
 

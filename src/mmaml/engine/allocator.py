@@ -9,7 +9,7 @@ the ``mmap`` threshold to its maximum (32 MiB) and the trim threshold keeps
 those blocks in the heap for the next allocation of the same size. Measured in
 docs/performance.md; the resident memory grows by some tens of MB.
 
-:func:`keep_freed_memory` has one caller, the :class:`~mmaml.training.trainer.Trainer`
+:func:`keep_freed_memory` has one caller, the :class:`~mmaml.engine.trainer.Trainer`
 (and ``mmaml eval``), as the thread settings do; elsewhere than glibc it does nothing.
 """
 

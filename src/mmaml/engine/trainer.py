@@ -8,26 +8,23 @@ import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Callable, Protocol
 
 import torch
 from torch import nn
 from tqdm.auto import tqdm
 
 from mmaml.errors import CheckpointError, ConfigError, TrainingDiverged
-from mmaml.training.allocator import keep_freed_memory
-from mmaml.training.builder import resolve_device
-from mmaml.training.checkpoint import atomic_write_text, load_checkpoint, save_checkpoint
-from mmaml.training.config import RESUMABLE_KEYS, RunConfig, config_differences
-from mmaml.training.distributed import SINGLE, Distributed
-from mmaml.training.interrupts import StopRequest
-from mmaml.training.metrics_log import MetricsLog
-from mmaml.training.run_dir import (CONFIG_NAME, best_checkpoint_path, check_config_file, checkpoint_path,
-                                   config_from_state, config_to_yaml, seed_everything)
-from mmaml.training.run_lock import RunLock, ensure_free
-from mmaml.training.threads import configure_threads
-
-
+from mmaml.engine.allocator import keep_freed_memory
+from mmaml.engine.device import resolve_device
+from mmaml.engine.checkpoint import atomic_write_text, load_checkpoint, save_checkpoint
+from mmaml.engine.config import RESUMABLE_KEYS, RunConfig, config_differences
+from mmaml.engine.distributed import SINGLE, Distributed
+from mmaml.engine.interrupts import StopRequest
+from mmaml.engine.metrics_log import MetricsLog
+from mmaml.engine.run_dir import (CONFIG_NAME, best_checkpoint_path, check_config_file, checkpoint_path, config_from_state, config_to_yaml, seed_everything)
+from mmaml.engine.run_lock import RunLock, ensure_free
+from mmaml.engine.threads import configure_threads
 
 
 class Algorithm(Protocol):
@@ -40,6 +37,7 @@ class Algorithm(Protocol):
 
     model: nn.Module
     columns: tuple[str, ...]
+    renamed_columns: dict[str, str]  # {column: the name runs saved by earlier versions logged it under}
     divergence_hint: str  # what to change when training diverges, e.g. "lower meta_lr"
 
     def step(self) -> dict[str, float]: ...
@@ -49,16 +47,8 @@ class Algorithm(Protocol):
     def load_state_dict(self, state: dict) -> None: ...
 
 
-def build_algorithm(config: RunConfig, device: torch.device, generator: torch.Generator,
-                    dist: Distributed = SINGLE) -> Algorithm:
-    """The training algorithm of ``config``'s kind of task (data-parallel over ``dist``'s ranks)."""
-    if config.task == "rl":
-        from mmaml.rl.algorithm import RLAlgorithm
-
-        return RLAlgorithm(config, device, generator, dist)
-    from mmaml.training.supervised import SupervisedAlgorithm
-
-    return SupervisedAlgorithm(config, device, generator, dist)
+# builds a run's algorithm: (config, device, task generator, distributed) -> Algorithm (mmaml.kinds.build_algorithm)
+AlgorithmFactory = Callable[[RunConfig, torch.device, torch.Generator, Distributed], Algorithm]
 
 
 class _NoLog:
@@ -89,7 +79,7 @@ class Trainer:
     at the end. A checkpoint holds the model, the optimizer, the task
     generator's state and torch's RNG state, so a resumed run continues the very
     same data stream and ends where an uninterrupted run would. While it trains,
-    the run folder is locked (:mod:`mmaml.training.run_lock`): a second process
+    the run folder is locked (:mod:`mmaml.engine.run_lock`): a second process
     asked to train the same folder stops with a clear error instead of
     overwriting this one's checkpoints.
 
@@ -99,8 +89,10 @@ class Trainer:
         resume: continue the run already in ``run_dir`` from its checkpoint.
         progress: show a progress bar.
         tensorboard: also write TensorBoard events.
-        dist: this process's place in a data-parallel run (:mod:`mmaml.training.distributed`);
+        dist: this process's place in a data-parallel run (:mod:`mmaml.engine.distributed`);
             only rank 0 writes the folder and shows progress.
+        algorithm: builds the run's training algorithm (:func:`mmaml.kinds.build_algorithm` for the library's
+            kinds of run; :func:`mmaml.runs.make_trainer` hands it).
     """
 
     def __init__(
@@ -111,6 +103,8 @@ class Trainer:
         progress: bool = True,
         tensorboard: bool = True,
         dist: Distributed = SINGLE,
+        *,
+        algorithm: AlgorithmFactory,
     ):
         self.run_dir = Path(run_dir)
         self.dist = dist
@@ -131,7 +125,7 @@ class Trainer:
             if not ckpt.exists():
                 raise CheckpointError(f"nothing to resume: no checkpoint in {self.run_dir}; drop --resume to start a new run")
             state = load_checkpoint(ckpt)
-            saved = config_from_state(state, ckpt)
+            saved = config_from_state(state, ckpt, type(config))
             check_config_file(self.run_dir, saved, ckpt)  # an edited config.yaml is refused, not overwritten
             differs = config_differences(config, saved)
             if differs:
@@ -144,7 +138,7 @@ class Trainer:
         keep_freed_memory()
         self.device = resolve_device(dist.device(config.device))
         self.generator = seed_everything(config.seed)
-        self.algorithm = build_algorithm(self.config, self.device, self.generator, dist)
+        self.algorithm = algorithm(self.config, self.device, self.generator, dist)
         self.iteration = 0
         self.elapsed = 0.0
         self.best_score = -math.inf  # the best validation score so far (best.pt holds its checkpoint)
@@ -213,7 +207,8 @@ class Trainer:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             atomic_write_text(self.run_dir / CONFIG_NAME, config_to_yaml(config))
             log = MetricsLog(self.run_dir, start=self.iteration, tensorboard=self.tensorboard,
-                             columns=("iteration", *self.algorithm.columns, "seconds_per_iteration", "elapsed_seconds"))
+                             columns=("iteration", *self.algorithm.columns, "seconds_per_iteration", "elapsed_seconds"),
+                             renamed=self.algorithm.renamed_columns)
         else:
             log = _NoLog()
         end = config.iterations if stop_after is None else min(config.iterations, self.iteration + stop_after)

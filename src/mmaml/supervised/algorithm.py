@@ -5,7 +5,7 @@ gradient-norm clipping. A meta-batch whose loss or gradient is not finite (an
 inner loop that diverged on some task) leaves the parameters and optimizer
 untouched: the step is skipped, and counted in ``metrics.csv``.
 
-Distributed (see :mod:`mmaml.training.distributed`): each rank adapts its share
+Distributed (see :mod:`mmaml.engine.distributed`): each rank adapts its share
 of the meta-batch, and the loss and meta-gradients are averaged over the ranks
 before the (identical) clipping and Adam step.
 """
@@ -13,24 +13,26 @@ before the (identical) clipping and Adam step.
 from __future__ import annotations
 
 import math
+from typing import Callable
 
 import torch
 
-from mmaml.data.registry import image_transforms
 from mmaml.metalearners import GradientMetaLearner
-from mmaml.training.builder import build_metalearner, build_tasks
-from mmaml.training.config import BaseConfig
-from mmaml.training.distributed import SINGLE, Distributed, iteration_generator
+from mmaml.supervised.config import SupervisedConfig
+from mmaml.engine.distributed import Distributed, iteration_generator
 
 
 class SupervisedAlgorithm:
-    """Meta-training of a :class:`GradientMetaLearner` on the task distribution of ``config``."""
+    """Meta-training of ``model`` on the task distribution ``tasks`` (both built from ``config`` by its kind,
+    :mod:`mmaml.kinds`); ``checkpoint_extras(config)``: what a checkpoint keeps besides."""
 
     columns = ("loss", "grad_norm", "skipped_steps")
+    renamed_columns: dict[str, str] = {}
     divergence_hint = "lower meta_lr (or clip the inner gradients)"
 
-    def __init__(self, config: BaseConfig, device: torch.device, generator: torch.Generator,
-                 dist: Distributed = SINGLE):
+    def __init__(self, config: SupervisedConfig, device: torch.device, generator: torch.Generator,
+                 dist: Distributed, tasks, model: GradientMetaLearner,
+                 checkpoint_extras: Callable[[SupervisedConfig], dict] | None = None):
         self.config = config
         self.device = device
         self.generator = generator
@@ -38,8 +40,9 @@ class SupervisedAlgorithm:
         self.iteration = 0  # iterations done before the next step (the trainer keeps it current)
         if dist.active:
             dist.shard(config.meta_batch_size)  # refuse a meta-batch that does not divide now, not mid-run
-        self.tasks = build_tasks(config)
-        self.model: GradientMetaLearner = build_metalearner(config).to(device)
+        self.tasks = tasks
+        self.model = model.to(device)
+        self.checkpoint_extras = checkpoint_extras
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.meta_lr)
 
     def step(self) -> dict[str, float]:
@@ -83,12 +86,10 @@ class SupervisedAlgorithm:
         return {"loss": f"{summary['loss']:.4f}"}
 
     def state_dict(self) -> dict:
-        """Adam's state, and for image runs how each data set's files became pixels (``predict`` reads it)."""
-        state = {"optimizer": self.optimizer.state_dict()}
-        datasets = getattr(self.config, "datasets", None)
-        if datasets is not None:
-            state["image_transforms"] = image_transforms(datasets)
-        return state
+        """Adam's state, and what the run's kind keeps besides (image runs: how each data set's files became
+        pixels, which ``predict`` reads)."""
+        extras = self.checkpoint_extras(self.config) if self.checkpoint_extras is not None else {}
+        return {"optimizer": self.optimizer.state_dict(), **extras}
 
     def load_state_dict(self, state: dict) -> None:
         self.optimizer.load_state_dict(state["optimizer"])

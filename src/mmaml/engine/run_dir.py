@@ -7,11 +7,9 @@ from pathlib import Path
 import torch
 import yaml
 
+from mmaml.engine.checkpoint import CHECKPOINT_NAME
+from mmaml.engine.config import RESUMABLE_KEYS, RunConfig, saved_config
 from mmaml.errors import CheckpointError, ConfigError
-from mmaml.metalearners import GradientMetaLearner
-from mmaml.training.builder import build_metalearner, resolve_device
-from mmaml.training.checkpoint import CHECKPOINT_NAME, load_checkpoint
-from mmaml.training.config import RESUMABLE_KEYS, BaseConfig, saved_config_from_dict
 
 CONFIG_NAME = "config.yaml"
 BEST_NAME = "best.pt"
@@ -42,24 +40,29 @@ def chosen_checkpoint(run_dir: Path, which: str = "last") -> Path:
     return path
 
 
-def config_to_yaml(config: BaseConfig) -> str:
+def config_to_yaml(config: RunConfig) -> str:
     return yaml.safe_dump(config.to_dict(), sort_keys=False)
 
 
-def config_from_state(state: dict, source: Path) -> BaseConfig:
+def config_from_state(state: dict, source: Path, config_type: type[RunConfig]) -> RunConfig:
+    """The validated ``config_type`` config a checkpoint's ``state`` holds (a key it lacks means what it meant
+    then), or one clear :class:`CheckpointError`."""
     try:
-        return saved_config_from_dict(state["config"]).validate()
+        values = state["config"]
+        if values.get("task", "regression") != config_type().task:
+            raise ConfigError(f"it is a {values.get('task', 'regression')} run, not a {config_type().task} run")
+        return saved_config(config_type, values).validate()
     except (KeyError, ConfigError) as exc:
         raise CheckpointError(f"checkpoint {source} holds no valid config ({exc}); retrain") from None
 
 
-def check_config_file(run_dir: Path, config: BaseConfig, source: Path) -> None:
+def check_config_file(run_dir: Path, config: RunConfig, source: Path) -> None:
     """Refuse a checkpoint that belongs to another run than the folder's ``config.yaml`` describes."""
     written = Path(run_dir) / CONFIG_NAME
     if not written.is_file():
         return
     try:
-        folder = saved_config_from_dict(yaml.safe_load(written.read_text()) or {}).to_dict()
+        folder = saved_config(type(config), yaml.safe_load(written.read_text()) or {}).to_dict()
     except (ConfigError, yaml.YAMLError, AttributeError):
         raise CheckpointError(f"{written} is not a valid run config; restore it, or delete it to use the "
                               f"checkpoint's own config") from None
@@ -68,40 +71,6 @@ def check_config_file(run_dir: Path, config: BaseConfig, source: Path) -> None:
         raise CheckpointError(f"{written} and checkpoint {source} disagree on {', '.join(differs)}: either "
                               f"{written.name} was edited (restore it, or delete it to use the checkpoint's own "
                               "config) or the checkpoint comes from another run (put it back in its own folder)")
-
-
-def load_run(run_dir: Path, device: str | None = None,
-             checkpoint: str = "last") -> tuple[BaseConfig, GradientMetaLearner, dict]:
-    """Rebuild the trained meta-learner of ``run_dir`` (on ``device`` or the config's) from its ``last`` or
-    ``best`` (by validation) checkpoint."""
-    run_dir = Path(run_dir)
-    if not run_dir.is_dir():
-        raise CheckpointError(f"run folder {run_dir} does not exist; train first with 'mmaml train PRESET --out {run_dir}'")
-    path = chosen_checkpoint(run_dir, checkpoint)
-    state = load_checkpoint(path)
-    config = config_from_state(state, path)
-    check_config_file(run_dir, config, path)
-    model = build_metalearner(config)
-    try:
-        model.load_state_dict(state["model"])
-    except (KeyError, RuntimeError):
-        raise CheckpointError(f"checkpoint {path} does not match its config's model; retrain") from None
-    model.to(resolve_device(device or config.device))
-    return config, model, state
-
-
-def load(run_dir: Path | str, device: str | None = None):
-    """The trained meta-learner of ``run_dir``, ready to :meth:`adapt <mmaml.GradientMetaLearner.adapt>` to new tasks.
-
-    ``model.config`` is the run's config and ``model.iteration`` the checkpoint's
-    iteration; the model is on ``device`` (default: the config's) in evaluation mode.
-    A missing folder or a bad checkpoint raises :class:`mmaml.errors.CheckpointError`
-    with one line saying what to do.
-    """
-    config, model, state = load_run(Path(run_dir), device)
-    model.config = config
-    model.iteration = int(state["iteration"])
-    return model.eval()
 
 
 def seed_everything(seed: int) -> torch.Generator:
