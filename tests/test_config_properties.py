@@ -14,7 +14,7 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import mmaml.engine.trainer as trainer_module
+import mmaml.runs as runs_module
 from mmaml.cli.main import main
 from mmaml.kinds import config_types
 
@@ -39,7 +39,7 @@ class StandIn:
 
 @pytest.fixture
 def no_training(monkeypatch):
-    monkeypatch.setattr(trainer_module, "Trainer", StandIn)
+    monkeypatch.setattr(runs_module, "Trainer", StandIn)  # what make_trainer builds
 
 
 def _text(value) -> str:

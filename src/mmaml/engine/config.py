@@ -45,9 +45,19 @@ class RunConfig:
     task_rng: str = "stream"
     # torch's CPU threads: auto (OMP_NUM_THREADS when set, else the measured default of the run's family) or N
     threads: IntOrAuto = "auto"
+    # the meta-learner, whatever it learns (each kind sets its own defaults): MuMoMAML's modulation (one of the
+    # kind's MODULATIONS) and its heads' initialisation (default | zero), the inner loop, the meta-batch
+    modulation: str = "film"
+    modulation_init: str = "default"
+    inner_lr: float = 0.001
+    inner_steps: int = 5
+    eval_inner_steps: int = 5
+    first_order: bool = False
+    meta_batch_size: int = 50
 
     METHODS: typing.ClassVar[tuple[str, ...]] = ()  # the methods a kind of run offers (each subclass's own)
     TASK_KEYS: typing.ClassVar[tuple[str, ...]] = ()  # the settings that decide which test tasks a run draws
+    MODULATIONS: typing.ClassVar[tuple[str, ...]] = ()  # the modulation kinds a kind of run offers
     # the preset family whose measured thread default applies (mmaml.engine.threads.FAMILY_THREADS)
     THREAD_FAMILY: typing.ClassVar[str] = "regression"
 
@@ -58,6 +68,11 @@ class RunConfig:
     @property
     def thread_family(self) -> str:
         return self.THREAD_FAMILY
+
+    @property
+    def modes_description(self) -> str:
+        """What the modes are called in messages."""
+        return "the number of modes"
 
     def check_int_or_auto(self, key: str) -> None:
         value = getattr(self, key)
@@ -98,6 +113,21 @@ class RunConfig:
         self.check_int_or_auto("threads")
         if self.seed == self.eval_seed:
             bad("seed", "equals eval_seed, so training would start on the test tasks; choose another seed or eval_seed")
+        if self.modulation not in self.MODULATIONS:
+            bad("modulation", f"choose one of {', '.join(self.MODULATIONS)}")
+        if self.modulation_init not in ("default", "zero"):
+            bad("modulation_init", "choose default or zero")
+        if self.meta_batch_size < 1:
+            bad("meta_batch_size", "must be at least 1")
+        for key in ("inner_steps", "eval_inner_steps"):
+            if getattr(self, key) < 0:
+                bad(key, "must not be negative")
+        if not self.inner_lr > 0:
+            bad("inner_lr", "must be positive")
+        modes = self.mode_names
+        if self.meta_batch_size % len(modes):
+            bad("meta_batch_size", f"must be a multiple of {self.modes_description} ({len(modes)}) "
+                "so that every meta-batch holds as many tasks of each mode")
         return self
 
 

@@ -27,7 +27,6 @@ class RLConfig(RunConfig):
     init_log_std: float = 0.0
     # MuMoMAML: GRU trajectory encoder, modulation of the hidden layers
     modulation: str = "scale"  # scale: h*(1+tau) (the authors'); film: h*(1+gamma)+beta
-    modulation_init: str = "default"
     modulated_layers: typing.Optional[list[int]] = None  # hidden layers modulated (None: all)
     encoder_hidden: int = 64
     embedding_dim: int = 64
@@ -39,7 +38,6 @@ class RLConfig(RunConfig):
     inner_lr: float = 0.1
     inner_steps: int = 1
     eval_inner_steps: int = 3
-    first_order: bool = False
     episodes_per_task: int = 20
     discount: float = 0.99
     gae_lambda: float = 1.0
@@ -78,11 +76,16 @@ class RLConfig(RunConfig):
     eval_tasks: int = 100
 
     METHODS: typing.ClassVar[tuple[str, ...]] = RL_METHODS
+    MODULATIONS: typing.ClassVar[tuple[str, ...]] = RL_MODULATIONS
     TASK_KEYS: typing.ClassVar[tuple[str, ...]] = ("env",)
 
     @property
     def thread_family(self) -> str:
         return "cheetah" if self.env in ENVIRONMENTS and ENVIRONMENTS[self.env].mujoco else "rl-2d"
+
+    @property
+    def modes_description(self) -> str:
+        return f"the number of goal modes of {self.env}"
 
     @property
     def mode_names(self) -> list[str]:
@@ -95,8 +98,6 @@ class RLConfig(RunConfig):
         if self.env not in ENVIRONMENTS:
             bad("env", f"choose one of {', '.join(ENVIRONMENTS)}")
         super().validate()
-        if self.modulation not in RL_MODULATIONS:
-            bad("modulation", f"choose one of {', '.join(RL_MODULATIONS)}")
         if self.outer_optimizer not in ("trpo", "ppo", "promp"):
             bad("outer_optimizer", "choose trpo (MAML-TRPO), ppo (Adam on the clipped surrogate) or promp (ProMP: "
                 "the LVC inner objective and an inner-KL penalty as well)")
@@ -109,12 +110,10 @@ class RLConfig(RunConfig):
                                                                                 self.eval_inner_steps) < 1:
             bad("encoder_flow", "the authors' flow modulates from the first inner step on: give inner_steps and "
                 "eval_inner_steps of at least 1")
-        if self.modulation_init not in ("default", "zero"):
-            bad("modulation_init", "choose default or zero")
         if not self.hidden_sizes or any(h < 1 for h in self.hidden_sizes):
             bad("hidden_sizes", "need at least one hidden layer, each of width >= 1")
         self.check_layer_indices("modulated_layers", len(self.hidden_sizes), "hidden-layer", "all")
-        for key in ("encoder_hidden", "embedding_dim", "encoder_episodes", "meta_batch_size",
+        for key in ("encoder_hidden", "embedding_dim", "encoder_episodes",
                     "cg_iterations", "line_search_steps", "ppo_epochs"):
             if getattr(self, key) < 1:
                 bad(key, "must be at least 1")
@@ -125,10 +124,7 @@ class RLConfig(RunConfig):
             bad("validation_tasks", "must be at least 1")
         if self.validation_seed in (self.seed, self.eval_seed):
             bad("validation_seed", "equals seed or eval_seed; validation goals must come from a stream of their own")
-        for key in ("inner_steps", "eval_inner_steps"):
-            if getattr(self, key) < 0:
-                bad(key, "must not be negative")
-        for key in ("inner_lr", "max_kl", "ppo_lr"):
+        for key in ("max_kl", "ppo_lr"):
             if not getattr(self, key) > 0:
                 bad(key, "must be positive")
         if self.cg_damping < 0:
@@ -144,8 +140,4 @@ class RLConfig(RunConfig):
             bad("line_search_ratio", "must lie strictly between 0 and 1")
         if self.episodes_per_task < 2:
             bad("episodes_per_task", "need at least 2 episodes per task to normalise advantages")
-        modes = self.mode_names
-        if self.meta_batch_size % len(modes):
-            bad("meta_batch_size", f"must be a multiple of the number of goal modes of {self.env} ({len(modes)}) "
-                "so that every meta-batch holds as many tasks of each mode")
         return self

@@ -19,50 +19,31 @@ GRAD_CLIP_GROUPS = ("per_group", "joint")
 class SupervisedConfig(RunConfig):
     """Settings every supervised meta-learning run has (meta-learner, inner and outer loop)."""
 
-    modulation: str = "film"  # film | sigmoid | softmax | scale (mumomaml only)
-    modulation_init: str = "default"  # default | zero: initial modulation heads (mumomaml only)
-    # inner loop
-    inner_lr: float = 0.001
-    inner_steps: int = 5
-    eval_inner_steps: int = 5
+    # the inner loop's elementwise gradient clamp (null: none)
     inner_grad_clip: typing.Optional[float] = 10.0
-    first_order: bool = False
-    # outer loop
-    meta_batch_size: int = 50
+    # outer loop: Adam
     meta_lr: float = 0.001
     grad_norm_clip: typing.Optional[float] = 2.0
     # one of GRAD_CLIP_GROUPS
     grad_clip_groups: str = "joint"
 
     METHODS: typing.ClassVar[tuple[str, ...]] = METHODS
+    MODULATIONS: typing.ClassVar[tuple[str, ...]] = MODULATION_KINDS
 
     def validate(self) -> "SupervisedConfig":
         """Raise :class:`ConfigError` naming the first invalid value."""
         super().validate()
         bad = self.bad
-        if self.modulation not in MODULATION_KINDS:
-            bad("modulation", f"choose one of {', '.join(MODULATION_KINDS)}")
-        if self.modulation_init not in ("default", "zero"):
-            bad("modulation_init", "choose default or zero")
         if self.grad_clip_groups not in GRAD_CLIP_GROUPS:
             bad("grad_clip_groups", f"choose one of {', '.join(GRAD_CLIP_GROUPS)}")
-        if self.meta_batch_size < 1:
-            bad("meta_batch_size", "must be at least 1")
-        for key in ("inner_steps", "eval_inner_steps"):
-            if getattr(self, key) < 0:
-                bad(key, "must not be negative")
-        for key in ("inner_lr", "meta_lr"):
-            if not getattr(self, key) > 0:
-                bad(key, "must be positive")
+        if not self.meta_lr > 0:
+            bad("meta_lr", "must be positive")
         for key in ("inner_grad_clip", "grad_norm_clip"):
             if getattr(self, key) is not None and not getattr(self, key) > 0:
                 bad(key, "must be positive, or null to disable")
         modes = self.mode_names
         if len(set(modes)) != len(modes):
             bad("modes" if hasattr(self, "modes") else "datasets", "a mode is listed twice")
-        if self.meta_batch_size % len(modes):
-            bad("meta_batch_size", f"must be a multiple of the number of modes ({len(modes)}) "
-                "so that every meta-batch holds as many tasks of each mode")
         return self
 
 
