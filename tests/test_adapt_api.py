@@ -265,17 +265,17 @@ def test_predict_reads_official_omniglot_files_as_the_loader_does(tmp_path, monk
     torch.testing.assert_close(got, expected, atol=2e-6, rtol=0)
 
 
-def test_readme_load_example_runs(runs, monkeypatch, capsys):
+def test_api_page_load_example_runs(runs, monkeypatch, capsys):
     import re
 
-    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
-    code = next(c for c in re.findall(r"```python\n(.*?)```", readme, re.S) if "mmaml.load(" in c)
+    page = Path(__file__).resolve().parents[1] / "docs" / "api.md"  # the README's API page
+    code = next(c for c in re.findall(r"```python\n(.*?)```", page.read_text(), re.S) if "mmaml.load(" in c)
     monkeypatch.chdir(runs)
     (runs / "runs").mkdir(exist_ok=True)
     if not (runs / "runs" / "film").exists():
         (runs / "runs" / "film").symlink_to(runs / "regression-2modes-film")
     namespace: dict = {}
-    exec(compile(code, "README.md", "exec"), namespace)
+    exec(compile(code, str(page), "exec"), namespace)
     assert capsys.readouterr().out.strip() == "torch.Size([100, 1])"
     # the example's predictor is the model adapted to its five points, exactly as adapt() gives it
     model, x, y, query = (namespace[k] for k in ("model", "x", "y", "query"))

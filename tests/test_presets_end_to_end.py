@@ -2,14 +2,12 @@
 
 import json
 import re
-from pathlib import Path
 
 import pytest
 
 from mmaml.cli.main import main
 from mmaml.presets import PRESETS
 
-README = Path(__file__).resolve().parents[1] / "README.md"
 
 
 @pytest.mark.parametrize("preset", sorted(p for p in PRESETS if p.startswith("regression-")))
