@@ -81,12 +81,12 @@ def test_bad_input_is_one_line_and_nothing_runs(tmp_path, capsys, args, needle):
 
 
 def test_rows_of_another_outer_loop_are_refused(figure_dir, capsys):
-    # the folder's rows were trained with the presets' TRPO outer loop: a PPO command must not take them as its own
+    # the folder's rows were trained with the presets' ProMP outer loop: a PPO command must not take them as its own
     table = (figure_dir / "figure3.csv").read_bytes()
     assert main(["reproduce", "figure3", "--out", str(figure_dir), "--iterations", "1", "--envs", "cheetah-speed",
                  *TINY, "--set", "outer_optimizer=ppo"]) == 2
     err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1 and "outer_optimizer: 'trpo' there, 'ppo' asked" in err
+    assert len(err.splitlines()) == 1 and "outer_optimizer: 'promp' there, 'ppo' asked" in err
     assert (figure_dir / "figure3.csv").read_bytes() == table
 
 
