@@ -9,7 +9,7 @@ from torch.distributions import Independent, Normal, kl_divergence as torch_kl
 from mmaml.rl.config import RLConfig
 from mmaml.core.learner import Learner
 from mmaml.rl.envs.registry import make_batched, make_goals
-from mmaml.rl.maml_ppo import PPOSettings, clipped_surrogate, inner_kl, promp_objective, step_predictions
+from mmaml.rl.maml_ppo import PPOSettings, clipped_surrogate, inner_kl, promp_objective
 from mmaml.rl.metalearner import PolicyMetaLearner, adaptation_path, rollout_adaptation
 from mmaml.rl.policy import GaussianMLPPolicy, log_prob
 
@@ -20,6 +20,15 @@ def hand_policy(params, obs):
     h = torch.tanh(obs @ params["model.hidden.0.weight"].T + params["model.hidden.0.bias"])
     mean = h @ params["model.mean.weight"].T + params["model.mean.bias"]
     return torch.cat([mean, params["model.log_std"].expand_as(mean)], -1)
+
+
+def step_predictions(model, rollouts, path):
+    """Each inner step's policy on its own episodes, by a second forward pass (what the objective avoids)."""
+    preds = []
+    for (params, taus), episodes in zip(path[:-1], rollouts.steps[:-1]):
+        obs, _ = episodes.flat()
+        preds.append(model.learner(params, obs, taus, model.modulation_kind))
+    return preds
 
 
 def test_inner_kl_penalty_is_the_mean_kl_of_each_steps_sampling_policy_to_the_current_one():
@@ -58,6 +67,18 @@ def test_inner_kl_penalty_is_the_mean_kl_of_each_steps_sampling_policy_to_the_cu
     # the ProMP objective is PPO's clipped surrogate plus the coefficient times this penalty
     settings = PPOSettings.of(RLConfig(outer_optimizer="promp", ppo_clip=0.1, promp_inner_kl=5e-4))
     objective = promp_objective(model, rollouts, settings, recorded, create_graph=True)
-    torch.testing.assert_close(objective, clipped_surrogate(model, rollouts, 0.1, True) + 5e-4 * penalty)
+    separate = clipped_surrogate(model, rollouts, 0.1, True) + 5e-4 * penalty
+    torch.testing.assert_close(objective, separate)
+    # and so is its meta-gradient (the objective reuses the inner steps' outputs for the penalty)
+    params = list(model.parameters())
+    for a, b in zip(torch.autograd.grad(objective, params, retain_graph=True),
+                    torch.autograd.grad(separate, params, retain_graph=True)):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-8)
+    # the recorded outputs (at sampling) are the inner steps' own: zero penalty before any move
+    at_sampling = []
+    adaptation_path(model, rollouts, False, at_sampling)
+    assert len(at_sampling) == 2
+    for a, b in zip(at_sampling, step_predictions(model, rollouts, adaptation_path(model, rollouts, False))):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
     grads = torch.autograd.grad(penalty, list(model.parameters()), allow_unused=True)
     assert any(gr is not None and float(gr.abs().sum()) > 0 for gr in grads)

@@ -61,15 +61,6 @@ def clipped_surrogate(model: PolicyMetaLearner, rollouts: Rollouts, clip: float,
     return -torch.minimum(ratio * advantages, ratio.clamp(1 - clip, 1 + clip) * advantages).mean()
 
 
-def step_predictions(model: PolicyMetaLearner, rollouts: Rollouts, path: list) -> list[torch.Tensor]:
-    """``[T, N, 2A]`` of the policy of each inner step (all but the scored entry), on that step's own episodes."""
-    preds = []
-    for (params, taus), episodes in zip(path[:-1], rollouts.steps[:-1]):
-        obs, _ = episodes.flat()
-        preds.append(model.learner(params, obs, taus, model.modulation_kind))
-    return preds
-
-
 def inner_kl(recorded: list[torch.Tensor], current: list[torch.Tensor]) -> torch.Tensor:
     """ProMP's inner-KL penalty: the mean over inner steps of the mean ``KL(recorded || current)`` of each step."""
     return torch.stack([kl_divergence(r, c).mean() for r, c in zip(recorded, current)]).mean()
@@ -78,11 +69,14 @@ def inner_kl(recorded: list[torch.Tensor], current: list[torch.Tensor]) -> torch
 def promp_objective(model: PolicyMetaLearner, rollouts: Rollouts, settings: PPOSettings, recorded: list,
                     create_graph: bool) -> torch.Tensor:
     """The clipped surrogate of the adapted policies plus ``settings.inner_kl`` times the inner-KL penalty
-    (``recorded``: each inner step's policy when the episodes were sampled, see :func:`step_predictions`)."""
-    path = adaptation_path(model, rollouts, create_graph)
+    (``recorded``: the output ``[T, N, 2A]`` of each inner step's policy on its episodes when they were
+    sampled, as :func:`adaptation_path`'s ``predictions`` gives it). The penalty reuses the outputs the
+    inner steps computed, rather than a second pass over their episodes."""
+    current: list[torch.Tensor] = []
+    path = adaptation_path(model, rollouts, create_graph, current)
     loss = clipped_surrogate(model, rollouts, settings.clip, create_graph, path[-1])
     if settings.inner_kl and recorded:
-        loss = loss + settings.inner_kl * inner_kl(recorded, step_predictions(model, rollouts, path))
+        loss = loss + settings.inner_kl * inner_kl(recorded, current)
     return loss
 
 
@@ -102,11 +96,10 @@ def ppo_step(model: PolicyMetaLearner, rollouts: Rollouts, settings: PPOSettings
     params = [p for p in model.parameters() if p.requires_grad]
     second_order = not model.first_order
     with torch.enable_grad():
-        loss, _, old = surrogate(model, rollouts, None, create_graph=False)
-        recorded = []  # each inner step's policy as it sampled (the parameters have not moved yet)
-        if settings.inner_kl:
-            recorded = [p.detach() for p in step_predictions(model, rollouts,
-                                                                 adaptation_path(model, rollouts, False))]
+        at_sampling: list[torch.Tensor] = []  # each inner step's policy as it sampled (nothing has moved yet)
+        path = adaptation_path(model, rollouts, False, at_sampling)
+        loss, _, old = surrogate(model, rollouts, None, create_graph=False, adapted=path[-1])
+    recorded = [p.detach() for p in at_sampling] if settings.inner_kl else []
     loss_before, old = dist.mean(float(loss.detach())), old.detach()
     taken, finite = 0, math.isfinite(loss_before)
     for _ in range(settings.epochs if finite else 0):

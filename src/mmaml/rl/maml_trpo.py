@@ -91,14 +91,14 @@ def importance_ratios(model: PolicyMetaLearner, rollouts: Rollouts, create_graph
 
 
 def surrogate(model: PolicyMetaLearner, rollouts: Rollouts, old_pred: Tensor | None,
-              create_graph: bool) -> tuple[Tensor, Tensor, Tensor]:
+              create_graph: bool, adapted: tuple | None = None) -> tuple[Tensor, Tensor, Tensor]:
     """``(loss, kl, pred)`` of the adapted policies on the scored episodes.
 
     ``pred [T, N, 2A]`` is the adapted policies' output; ``kl`` is measured
     against ``old_pred`` (against ``pred`` itself, detached, when None: zero in
-    value, with the Fisher as Hessian).
+    value, with the Fisher as Hessian). ``adapted``: as for :func:`importance_ratios`.
     """
-    ratio, advantages, pred = importance_ratios(model, rollouts, create_graph)
+    ratio, advantages, pred = importance_ratios(model, rollouts, create_graph, adapted)
     loss = -(ratio * advantages).mean()
     old = pred.detach() if old_pred is None else old_pred
     kl = kl_divergence(old, pred).mean()

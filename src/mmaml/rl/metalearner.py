@@ -185,21 +185,28 @@ class PolicyMetaLearner(nn.Module):
         return adapt_policy(self, env, goals.to(device), steps, settings.episodes_per_task, generator,
                             settings.encoder_episodes, settings.discount, settings.gae_lambda, mode)
 
-    def inner_step(self, params: Params, taus: Taus | None, episodes: Episodes, create_graph: bool) -> Params:
+    def inner_step(self, params: Params, taus: Taus | None, episodes: Episodes, create_graph: bool,
+                   predictions: list[Tensor] | None = None) -> Params:
         """One policy-gradient step of every task on its own ``episodes``: ``{name: [T, *shape]}``.
 
         The objective is ``inner_objective``'s: the vanilla policy gradient's (``reinforce``) or
         ProMP's (``lvc``); both take the same step, and differ in what the meta-gradient sees.
+        ``predictions``, when given, gets the policy's output on the episodes, ``[T, N, 2A]``, as the
+        step computed it (in its graph), for a caller that needs it again (ProMP's inner KL).
         """
         obs, actions = episodes.flat()
         t = episodes.num_tasks
         columns = [actions, episodes.advantages.reshape(t, -1, 1)]
         if self.inner_objective == "lvc":
             columns.append(episodes.log_probs.reshape(t, -1, 1))
+        objective = INNER_OBJECTIVES[self.inner_objective]
+        if predictions is not None:
+            def objective(pred: Tensor, target: Tensor, loss=objective) -> Tensor:
+                predictions.append(pred)
+                return loss(pred, target)
         with torch.enable_grad():
-            return self.learner.adapt(params, obs, torch.cat(columns, dim=-1), INNER_OBJECTIVES[self.inner_objective],
-                                      1, self.inner_lr, create_graph=create_graph, taus=taus,
-                                      kind=self.modulation_kind)
+            return self.learner.adapt(params, obs, torch.cat(columns, dim=-1), objective, 1, self.inner_lr,
+                                      create_graph=create_graph, taus=taus, kind=self.modulation_kind)
 
 
 @dataclass
@@ -304,20 +311,21 @@ def rollout_adaptation(
     return Rollouts(goals, mode, encoder_eps, steps, taus, embedding, params, modulated_from)
 
 
-def adaptation_path(model: PolicyMetaLearner, rollouts: Rollouts,
-                    create_graph: bool) -> list[tuple[Params, Taus | None]]:
+def adaptation_path(model: PolicyMetaLearner, rollouts: Rollouts, create_graph: bool,
+                    predictions: list[Tensor] | None = None) -> list[tuple[Params, Taus | None]]:
     """Redo the adaptation of ``rollouts`` from the current meta-parameters, differentiably.
 
     Returns, for each entry ``k`` of ``rollouts.steps``, the parameters of the policy that
     sampled it (the shared meta-parameters for ``k = 0``, then each task's after ``k`` inner
     steps) and its modulation (None where it was unmodulated), all functions of the
-    meta-parameters.
+    meta-parameters. ``predictions``, when given, gets the output ``[T, N, 2A]`` of the policy
+    of each entry but the last on that entry's episodes (computed by the inner steps anyway).
     """
     taus, _ = model.modulation(rollouts.encoder_episodes)
     params = model.learner.meta_parameters()
     path = [(params, model.step_taus(0, taus))]
     for k, episodes in enumerate(rollouts.steps[:-1]):
-        params = model.inner_step(params, model.step_taus(k, taus), episodes, create_graph)
+        params = model.inner_step(params, model.step_taus(k, taus), episodes, create_graph, predictions)
         path.append((params, model.step_taus(k + 1, taus)))
     return path
 
