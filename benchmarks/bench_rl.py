@@ -28,12 +28,13 @@
 
 2. One meta-iteration (``RLAlgorithm.step``) of each preset, split into sampling
    (stepping envs + policy, all sampling phases), the inner steps taken at
-   sampling time and the TRPO step (gradient, conjugate gradient on
-   Fisher-vector products, line search), after one warm-up iteration per preset.
-   The iterations train the model, so the parameters (and the number of line
-   search backtracks, on which the TRPO time depends) change between repeats.
+   sampling time and the outer step (the presets' ProMP: its Adam epochs; with
+   ``--set outer_optimizer=trpo``, TRPO's gradient, conjugate gradient on
+   Fisher-vector products and line search), after one warm-up iteration per preset.
+   The iterations train the model, so the parameters (and TRPO's number of line
+   search backtracks, on which its time depends) change between repeats.
 
-3. With ``--reference``: each preset is also timed with the reference TRPO step
+3. With ``--reference`` (TRPO presets only: ``--set outer_optimizer=trpo``): each preset is also timed with the reference TRPO step
    (:mod:`mmaml.rl.trpo_reference`, the implementation the default step replaced and
    is tested against) as the preset name with ``[reference]`` in part 2, and both
    steps are timed on the very same rollouts from the very same parameters
@@ -48,7 +49,7 @@ threads when the process had its cores to itself, less when it had to share).
     python benchmarks/bench_rl.py [--threads 1] [--repeats 5] [--json FILE]
     python benchmarks/bench_rl.py --skip-envs --presets rl-pointmass-4modes-maml,rl-pointmass-4modes-mumomaml
     python benchmarks/bench_rl.py --skip-envs --presets rl-navigation-maml,rl-navigation-maml:fisher_second_order=false
-    python benchmarks/bench_rl.py --skip-envs --reference --repeats 5
+    python benchmarks/bench_rl.py --skip-envs --reference --repeats 5 --set outer_optimizer=trpo --set normalize_actions=false
     python benchmarks/bench_rl.py --skip-iterations --envs navigation-bimodal --env-steps 50000
     python benchmarks/bench_rl.py --envs cheetah-speed --presets rl-cheetah-speed-maml,rl-cheetah-speed-mumomaml \
         --batched-rounds 2 --threads 2
@@ -300,7 +301,7 @@ def print_envs(result: dict, args) -> None:
 # --- 2. meta-iterations -------------------------------------------------------------------
 
 
-PARTS = ("sample", "adapt", "trpo", "other", "total")
+PARTS = ("sample", "adapt", "outer", "other", "total")
 REFERENCE = " [reference]"
 
 
@@ -324,6 +325,9 @@ def bench_iterations(args) -> dict:
         values = {**overrides, **dict(parse_assignment(s) for s in own)}
         config = (apply_overrides(config, values) if values else config).validate()
         configs[preset] = config
+        if preset.endswith(REFERENCE) and config.outer_optimizer != "trpo":
+            raise SystemExit(f"--reference swaps in the reference TRPO step, and {name} uses outer_optimizer "
+                             f"{config.outer_optimizer}: add --set outer_optimizer=trpo")
         t0 = time.perf_counter()
         torch.manual_seed(0)
         algos[preset] = RLAlgorithm(config, torch.device(args.device), torch.Generator().manual_seed(0))
@@ -341,7 +345,7 @@ def bench_iterations(args) -> dict:
         for preset in presets:
             with Clock() as c:
                 row = algos[preset].step()
-            parts = {"sample": row["sample_seconds"], "adapt": row["adapt_seconds"], "trpo": row["outer_seconds"]}
+            parts = {"sample": row["sample_seconds"], "adapt": row["adapt_seconds"], "outer": row["outer_seconds"]}
             parts["other"] = c.wall - sum(parts.values())
             parts["total"] = c.wall
             for part, seconds in parts.items():
@@ -362,7 +366,9 @@ def bench_iterations(args) -> dict:
             "warmup_seconds": warmup_seconds[preset],
             "seconds": {part: summary(t[part]) for part in PARTS},
             "sample_fraction": statistics.median(s / tot for s, tot in zip(t["sample"], t["total"])),
-            "backtracks": summary([r["backtracks"] for r in rows[preset]]),
+            "outer_optimizer": config.outer_optimizer,
+            # TRPO's line-search backtracks, or PPO's and ProMP's epochs not taken
+            "backtracks": summary([r.get("backtracks", r.get("skipped_epochs", 0)) for r in rows[preset]]),
             "rejected_steps": sum(r["rejected_steps"] for r in rows[preset]),
             "cpu_over_wall": statistics.median(cpu[preset]),
             "return_step0": [r["return_step0"] for r in rows[preset]],
@@ -376,13 +382,14 @@ def print_iterations(result: dict, args) -> None:
     print(f"## One meta-iteration per preset ({args.repeats} alternating iterations after 1 warm-up, seconds)\n")
     print("The iterations train the model: parameters, returns and line-search backtracks change between repeats.")
     print("sampling = stepping envs + policy (all sampling phases); adapt = inner steps at sampling time; "
-          "TRPO = gradient, CG on Fisher-vector products, line search; other = the rest of `step()`.\n")
-    print("| preset | sampling | adapt | TRPO | other | total (median) | total min-max | sampling share "
-          "| backtracks (median) | CPU/wall |")
+          "outer = the outer step (TRPO: gradient, CG on Fisher-vector products, line search; PPO and ProMP: "
+          "their Adam epochs); other = the rest of `step()`.\n")
+    print("| preset | sampling | adapt | outer step | other | total (median) | total min-max | sampling share "
+          "| backtracks or skipped epochs (median) | CPU/wall |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for preset, res in result.items():
         s = res["seconds"]
-        print(f"| {preset} | {s['sample']['median']:.3f} | {s['adapt']['median']:.3f} | {s['trpo']['median']:.3f} | "
+        print(f"| {preset} | {s['sample']['median']:.3f} | {s['adapt']['median']:.3f} | {s['outer']['median']:.3f} | "
               f"{s['other']['median']:.3f} | {s['total']['median']:.3f} | {s['total']['min']:.3f}-{s['total']['max']:.3f}"
               f" | {100 * res['sample_fraction']:.0f}% | {res['backtracks']['median']:g} | {res['cpu_over_wall']:.2f} |")
     print()
@@ -423,6 +430,9 @@ def bench_trpo(args) -> dict:
         name, *own = preset.split(":")
         values = {**overrides, **dict(parse_assignment(s) for s in own)}
         config = (apply_overrides(resolve(name), values) if values else resolve(name)).validate()
+        if config.outer_optimizer != "trpo":
+            raise SystemExit(f"--reference times the TRPO step, and {name} uses outer_optimizer "
+                             f"{config.outer_optimizer}: add --set outer_optimizer=trpo")
         torch.manual_seed(0)
         algo = RLAlgorithm(config, torch.device(args.device), torch.Generator().manual_seed(0))
         algo.step()  # leave the initial parameters, as training does
