@@ -23,12 +23,15 @@ def hand_policy(params, obs):
 
 
 def step_predictions(model, rollouts, path):
-    """Each inner step's policy on its own episodes, by a second forward pass (what the objective avoids)."""
-    preds = []
-    for (params, taus), episodes in zip(path[:-1], rollouts.steps[:-1]):
+    """Each inner step's policy on its own episodes, task by task with :func:`hand_policy` (unmodulated)."""
+    theta = dict(model.learner.named_parameters())
+    outputs = []
+    for (params, _), episodes in zip(path[:-1], rollouts.steps[:-1]):
         obs, _ = episodes.flat()
-        preds.append(model.learner(params, obs, taus, model.modulation_kind))
-    return preds
+        params = {f"model.{n}": p for n, p in params.items()}
+        of_task = lambda t: {n: p if p.dim() == theta[n].dim() else p[t] for n, p in params.items()}  # noqa: E731
+        outputs.append(torch.stack([hand_policy(of_task(t), obs[t]) for t in range(obs.shape[0])]))
+    return outputs
 
 
 def test_inner_kl_penalty_is_the_mean_kl_of_each_steps_sampling_policy_to_the_current_one():
