@@ -43,6 +43,11 @@ def scores(run: Path, which: str) -> tuple[dict, torch.Tensor, torch.Tensor]:
     return result, torch.tensor(per_task["returns_by_step"]), torch.tensor(per_task["mode"])
 
 
+def by_mode(returns: torch.Tensor, mode: torch.Tensor, names: list[str]) -> dict[str, list[dict]]:
+    """Each mode's return after 0..S steps, ``{name: [{mean, ci95}, ...]}`` (``returns [S + 1, n]``)."""
+    return {name: [mean_ci95(r[mode == i]) for r in returns] for i, name in enumerate(names)}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cell", action="append", required=True)
@@ -78,6 +83,8 @@ def main() -> None:
                     "maml_validation": va, "mumomaml_validation": vb,
                     "maml_returns_by_step": [mean_ci95(r) for r in sa],
                     "mumomaml_returns_by_step": [mean_ci95(r) for r in sb],
+                    "maml_returns_by_mode": by_mode(sa, mode, names),
+                    "mumomaml_returns_by_mode": by_mode(sb, mode, names),
                     "difference_by_step": diffs, "mumomaml_mode_identification": mi}
                 pick = "best" if which == "best" else "last"
                 own = mean_ci95(sb[1])
