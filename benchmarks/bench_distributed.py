@@ -10,6 +10,7 @@ statistics) and the bytes of the meta-gradient. ``docs/scaling.md`` builds its
 model of larger layouts on these numbers.
 
     python benchmarks/bench_distributed.py [--presets regression-2modes-film,...] [--iterations 20] [--repeats 3]
+    python benchmarks/bench_distributed.py --presets rl-navigation-maml:outer_optimizer=trpo   # a preset's override
         [--json FILE]
 
 Image presets need their data sets (``MMAML_DATA``).
@@ -33,14 +34,17 @@ def worker(args) -> None:
     """Time iterations in this process (one rank of a torchrun launch, or alone)."""
     import torch
 
-    from mmaml.engine.config import apply_overrides
+    from mmaml.engine.config import apply_overrides, parse_assignment
     from mmaml.engine.distributed import Distributed
     from mmaml.presets import resolve
     from mmaml.kinds import build_algorithm
 
     dist = Distributed.from_environment()
     torch.set_num_threads(args.threads)
-    config = apply_overrides(resolve(args.preset), {"task_rng": "per_iteration"}).validate()
+    # "preset:key=value:key=value" times the preset with its own overrides
+    name, *own = args.preset.split(":")
+    overrides = {**dict(parse_assignment(item) for item in own), "task_rng": "per_iteration"}
+    config = apply_overrides(resolve(name), overrides).validate()
     torch.manual_seed(config.seed)
     algorithm = build_algorithm(config, torch.device("cpu"), torch.Generator().manual_seed(0), dist)
     reduce_seconds = [0.0]
