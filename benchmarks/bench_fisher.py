@@ -4,9 +4,11 @@ Samples one meta-batch of ``--preset`` (after one training iteration), then time
 ``--repeats``: the surrogate of every task with its second-order graph and its gradient; building the
 graph of ``J^T u`` that every Fisher-vector product reuses; one Fisher-vector product; one line-search
 candidate (the surrogate without a graph); with the minor page faults of each.
-``--malloc default`` leaves glibc's settings as they are (training keeps freed memory).
+``--malloc default`` leaves glibc's settings as they are (training keeps freed memory). The preset is
+trained with ``outer_optimizer: trpo`` (the rl-* presets use ProMP); ``--set`` adds other overrides
+(``--set normalize_actions=false``: the presets as the figures in docs/performance.md were measured).
 
-    python benchmarks/bench_fisher.py [--preset rl-navigation-maml] [--malloc keep|default]
+    python benchmarks/bench_fisher.py [--preset rl-navigation-maml] [--malloc keep|default] [--set key=value]
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ def median_ms(fn, repeats: int) -> tuple[float, float]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--preset", default="rl-navigation-maml")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     parser.add_argument("--malloc", choices=("keep", "default"), default="keep")
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
@@ -48,7 +51,10 @@ def main() -> int:
     from mmaml.rl.maml_trpo import fisher_tasks, fisher_vector_product, split_for_fisher, surrogate
     from mmaml.presets import resolve
 
-    config = resolve(args.preset).validate()
+    from mmaml.engine.config import apply_overrides, parse_assignment
+
+    overrides = {"outer_optimizer": "trpo", **dict(parse_assignment(item) for item in args.set)}
+    config = apply_overrides(resolve(args.preset), overrides).validate()
     torch.manual_seed(0)
     algo = RLAlgorithm(config, torch.device("cpu"), torch.Generator().manual_seed(0))
     algo.step()
