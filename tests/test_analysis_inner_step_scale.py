@@ -1,24 +1,19 @@
 """analysis/rl_inner_step_scale.py on a tiny trained run: unscaled, it is `mmaml eval` on the validation goals;
 scaled, only the returns after the inner steps change."""
 
-import importlib.util
 import json
-from pathlib import Path
 
 import pytest
 
 from mmaml.cli.main import main
 from mmaml.runs import load_run
 
-PATH = Path(__file__).resolve().parents[1] / "analysis" / "rl_inner_step_scale.py"
 TINY = ["--set", "meta_batch_size=4", "--set", "episodes_per_task=2", "--set", "hidden_sizes=[8]",
         "--set", "validate_every=1", "--set", "validation_tasks=4", "--no-progress", "--no-tensorboard"]
 
 
-def test_scaled_inner_steps_on_validation_goals(tmp_path):
-    spec = importlib.util.spec_from_file_location("rl_inner_step_scale", PATH)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+def test_scaled_inner_steps_on_validation_goals(tmp_path, analysis_script):
+    module = analysis_script("rl_inner_step_scale")
     run = tmp_path / "run"
     assert main(["train", "rl-navigation-mumomaml", "--out", str(run), "--iterations", "2", *TINY]) == 0
     scaled = module.returns_by_scale(str(run), "last", 8, 2, [1.0, 0.25, 0.0])

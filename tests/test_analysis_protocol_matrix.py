@@ -2,22 +2,11 @@
 per-mode returns against numbers computed by hand."""
 
 import csv
-import importlib.util
 import json
 import math
 from pathlib import Path
 
 import pytest
-
-PATH = Path(__file__).resolve().parents[1] / "analysis" / "rl_protocol_matrix.py"
-
-
-def load_module():
-    spec = importlib.util.spec_from_file_location("rl_protocol_matrix", PATH)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
 
 def write_run(run: Path, returns: list[list[float]], modes: list[int], validations: dict[int, list[float]],
               iterations: int = 40, seed: int = 7) -> None:
@@ -37,7 +26,7 @@ def write_run(run: Path, returns: list[list[float]], modes: list[int], validatio
             writer.writerow([it, -100.0] + (values if values else ["", "", "", ""]))
 
 
-def test_matrix_pairs_the_methods_goal_by_goal_and_splits_by_mode(tmp_path, monkeypatch):
+def test_matrix_pairs_the_methods_goal_by_goal_and_splits_by_mode(tmp_path, monkeypatch, analysis_script):
     modes = [0, 1, 0, 1]
     maml = [[-100.0, -102.0, -98.0, -104.0], [-30.0, -20.0, -25.0, -27.0], [-60.0, -50.0, -40.0, -70.0],
             [-20.0, -30.0, -22.0, -24.0]]
@@ -49,7 +38,7 @@ def test_matrix_pairs_the_methods_goal_by_goal_and_splits_by_mode(tmp_path, monk
     out = tmp_path / "out"
     monkeypatch.setattr("sys.argv", ["rl_protocol_matrix.py", "--out", str(out), "--seeds", "0,1",
                                      "--cell", f"P={tmp_path}/maml-s{{seed}}:{tmp_path}/mumo-s{{seed}}"])
-    load_module().main()  # seed 1 has no runs: skipped, not an error
+    analysis_script("rl_protocol_matrix").main()  # seed 1 has no runs: skipped, not an error
     result = json.loads((out / "matrix.json").read_text())
     assert set(result) == {"P, seed 0, best", "P, seed 0, last"}
     cell = result["P, seed 0, best"]
@@ -73,11 +62,11 @@ def test_matrix_pairs_the_methods_goal_by_goal_and_splits_by_mode(tmp_path, monk
     assert "| P | 0 | best (40 / 40) | -24.00 / -18.00 |" in table
 
 
-def test_runs_scored_on_other_goals_are_refused(tmp_path, monkeypatch):
+def test_runs_scored_on_other_goals_are_refused(tmp_path, monkeypatch, analysis_script):
     returns = [[-1.0, -2.0]] * 4
     write_run(tmp_path / "maml-s0", returns, [0, 1], {20: [-1.0, -1.0, -1.0, -1.0]}, seed=1)
     write_run(tmp_path / "mumo-s0", returns, [0, 1], {20: [-1.0, -1.0, -1.0, -1.0]}, seed=2)
     monkeypatch.setattr("sys.argv", ["rl_protocol_matrix.py", "--out", str(tmp_path / "out"), "--seeds", "0",
                                      "--cell", f"P={tmp_path}/maml-s{{seed}}:{tmp_path}/mumo-s{{seed}}"])
     with pytest.raises(SystemExit, match="not evaluated on the same goals"):
-        load_module().main()
+        analysis_script("rl_protocol_matrix").main()

@@ -129,17 +129,11 @@ def test_ppo_outer_loop_trains_and_resumes_exactly(tmp_path, outer):
     assert all(r["skipped_epochs"] == 0 and r["kl"] > 0 for r in rows)  # every epoch taken, the policy moved
 
 
-def test_rl_modulation_analysis_runs_on_a_tiny_run(tmp_path):
+def test_rl_modulation_analysis_runs_on_a_tiny_run(tmp_path, analysis_script):
     """analysis/rl_modulation.py on a one-iteration run: every number is there and in range."""
-    import importlib.util
-    from pathlib import Path
-
     run = tmp_path / "run"
     assert main(["train", "rl-navigation-mumomaml", "--out", str(run), "--iterations", "1", *TINY]) == 0
-    path = Path(__file__).resolve().parents[1] / "analysis" / "rl_modulation.py"
-    spec = importlib.util.spec_from_file_location("rl_modulation", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = analysis_script("rl_modulation")
     ident = module.identification(str(run), 8)
     assert 0 <= ident["k-NN accuracy"] <= 1 and 0 <= ident["linear-probe accuracy"] <= 1 and ident["chance"] == 0.5
     readable = module.readability(str(run), 8)
@@ -153,15 +147,9 @@ def test_rl_modulation_analysis_runs_on_a_tiny_run(tmp_path):
         module.probe(str(maml), 8, 0)
 
 
-def test_episode_statistics_against_hand_least_squares():
+def test_episode_statistics_against_hand_least_squares(analysis_script):
     """The readability probe's features: mean reward and per-coordinate slopes, by hand on small episodes."""
-    import importlib.util
-    from pathlib import Path
-
-    path = Path(__file__).resolve().parents[1] / "analysis" / "rl_modulation.py"
-    spec = importlib.util.spec_from_file_location("rl_modulation", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = analysis_script("rl_modulation")
     # task 0: r = 2 x + 1 in both episodes; task 1: r = -x - 3 and r = -3 x; coordinate 1 is constant
     x = torch.tensor([[[0.0, 1.0, 2.0, 3.0], [1.0, 2.0, 4.0, 5.0]], [[0.0, 1.0, 2.0, 3.0], [0.0, 2.0, 1.0, 1.0]]])
     obs = torch.stack([x, torch.full_like(x, 7.0)], dim=-1)  # [2, 2, 4, 2]
