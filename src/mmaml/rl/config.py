@@ -56,6 +56,10 @@ class RLConfig(RunConfig):
     ppo_clip: float = 0.1
     ppo_lr: float = 1e-3
     promp_inner_kl: float = 5e-4  # outer_optimizer promp: the inner-KL penalty's coefficient (the authors')
+    # outer_optimizer ppo/promp: weight of the pre-update policy's own clipped surrogate on its step-0 episodes (for
+    # MuMoMAML the modulated prior's return, "after modulation") added to the outer objective; 0: the paper's
+    # objective, which scores the adapted policy's episodes only
+    prior_return_weight: float = 0.0
     # the policy acts in the env's normalised range, mapped linearly onto its action bounds (navigation: [-1, 1]
     # onto the velocity clip of 0.1; half-cheetah: [-10, 10] onto the actuators' [-1, 1]; the point mass's actions
     # are normalised already); false: raw actions, clipped by the env (runs saved before the key)
@@ -103,6 +107,14 @@ class RLConfig(RunConfig):
                 "the LVC inner objective and an inner-KL penalty as well)")
         if self.promp_inner_kl < 0:
             bad("promp_inner_kl", "must not be negative")
+        if self.prior_return_weight < 0:
+            bad("prior_return_weight", "must not be negative (0: the post-update objective alone)")
+        if self.prior_return_weight > 0 and self.outer_optimizer == "trpo":
+            bad("prior_return_weight", "is a term of the ppo and promp outer objectives; set outer_optimizer to "
+                "ppo or promp, or prior_return_weight to 0")
+        if self.prior_return_weight > 0 and self.inner_steps < 1:
+            bad("prior_return_weight", "scores the pre-update episodes apart from the adapted ones; give "
+                "inner_steps of at least 1")
         if self.encoder_flow not in ("seed", "authors"):
             bad("encoder_flow", "choose seed (extra unmodulated episodes for the encoder) or authors (the step-0 "
                 "episodes feed the encoder and the first inner step)")

@@ -18,6 +18,11 @@ the pre-update samples' dependence on the parameters to first order,
 over inner steps of ``KL(pi_sampled || pi_current)`` on each step's episodes, times
 ``promp_inner_kl`` (5e-4).
 
+``prior_return_weight`` (0 by default, the paper's objective) adds that weight times the
+same clipped surrogate of the pre-update policy on its own step-0 episodes: the
+modulated prior's return, "after modulation", which the post-update objective leaves
+unscored (MAML: the initial policy's).
+
 Why offer it: TRPO moves all parameters along one natural-gradient direction scaled
 to a KL bound, so parameters whose effect on the policy is small per unit of
 gradient (the encoder's, which act through tau) move little; Adam normalises each
@@ -35,7 +40,7 @@ from mmaml.engine.distributed import SINGLE
 from mmaml.rl.maml_trpo import OuterStepStats, importance_ratios, surrogate
 from mmaml.rl.config import RLConfig
 from mmaml.rl.metalearner import PolicyMetaLearner, Rollouts, adaptation_path
-from mmaml.rl.policy import kl_divergence
+from mmaml.rl.policy import kl_divergence, log_prob
 
 
 @dataclass
@@ -46,19 +51,36 @@ class PPOSettings:
     clip: float
     lr: float
     inner_kl: float  # ProMP: the coefficient of the inner-KL penalty (0: PPO's objective alone)
+    prior_weight: float = 0.0  # the weight of the pre-update policy's clipped surrogate on its step-0 episodes
 
     @classmethod
     def of(cls, config: RLConfig) -> "PPOSettings":
-        """``config``'s settings: ``ppo_epochs``, ``ppo_clip``, ``ppo_lr`` and, for ProMP, ``promp_inner_kl``."""
+        """``config``'s settings: ``ppo_epochs``, ``ppo_clip``, ``ppo_lr``, ``prior_return_weight`` and, for ProMP,
+        ``promp_inner_kl``."""
         return cls(config.ppo_epochs, config.ppo_clip, config.ppo_lr,
-                   config.promp_inner_kl if config.outer_optimizer == "promp" else 0.0)
+                   config.promp_inner_kl if config.outer_optimizer == "promp" else 0.0, config.prior_return_weight)
+
+
+def clipped(ratio: torch.Tensor, advantages: torch.Tensor, clip: float) -> torch.Tensor:
+    """``-mean(min(r A, clip(r, 1 - clip, 1 + clip) A))`` of ratios and advantages of one shape (a scalar)."""
+    return -torch.minimum(ratio * advantages, ratio.clamp(1 - clip, 1 + clip) * advantages).mean()
 
 
 def clipped_surrogate(model: PolicyMetaLearner, rollouts: Rollouts, clip: float, create_graph: bool,
                       adapted: tuple | None = None) -> torch.Tensor:
-    """``-mean(min(r A, clip(r, 1 - clip, 1 + clip) A))`` over every scored step of every task (a scalar)."""
+    """The clipped surrogate (:func:`clipped`) over every scored step of every task (a scalar)."""
     ratio, advantages, _ = importance_ratios(model, rollouts, create_graph, adapted)
-    return -torch.minimum(ratio * advantages, ratio.clamp(1 - clip, 1 + clip) * advantages).mean()
+    return clipped(ratio, advantages, clip)
+
+
+def prior_surrogate(rollouts: Rollouts, prior: torch.Tensor, clip: float) -> torch.Tensor:
+    """The clipped surrogate of the pre-update policy on the step-0 episodes (a scalar), from its output there,
+    ``prior [T, N, 2A]`` (as the first inner step computed it)."""
+    episodes = rollouts.steps[0]
+    _, actions = episodes.flat()
+    t = episodes.num_tasks
+    ratio = torch.exp(log_prob(prior, actions) - episodes.log_probs.reshape(t, -1))
+    return clipped(ratio, episodes.advantages.reshape(t, -1), clip)
 
 
 def inner_kl(recorded: list[torch.Tensor], current: list[torch.Tensor]) -> torch.Tensor:
@@ -70,13 +92,16 @@ def promp_objective(model: PolicyMetaLearner, rollouts: Rollouts, settings: PPOS
                     create_graph: bool) -> torch.Tensor:
     """The clipped surrogate of the adapted policies plus ``settings.inner_kl`` times the inner-KL penalty
     (``recorded``: the output ``[T, N, 2A]`` of each inner step's policy on its episodes when they were
-    sampled, as :func:`adaptation_path`'s ``predictions`` gives it). The penalty reuses the outputs the
-    inner steps computed, rather than a second pass over their episodes."""
+    sampled, as :func:`adaptation_path`'s ``predictions`` gives it) plus ``settings.prior_weight`` times
+    :func:`prior_surrogate`. The penalty and the prior's term reuse the outputs the inner steps computed,
+    rather than a second pass over their episodes."""
     current: list[torch.Tensor] = []
     path = adaptation_path(model, rollouts, create_graph, current)
     loss = clipped_surrogate(model, rollouts, settings.clip, create_graph, path[-1])
     if settings.inner_kl and recorded:
         loss = loss + settings.inner_kl * inner_kl(recorded, current)
+    if settings.prior_weight:
+        loss = loss + settings.prior_weight * prior_surrogate(rollouts, current[0], settings.clip)
     return loss
 
 
