@@ -240,12 +240,13 @@ def test_each_rank_takes_its_local_gpu_and_a_share_of_the_cores(monkeypatch):
     assert resolve_threads("auto", "regression", cpus=16, local_world=rank.local_world)[0] == 3  # the user's wins
 
 
-@pytest.mark.parametrize("outer", ["ppo", "promp"])
-def test_meta_rl_ppo_on_two_processes_takes_the_single_process_steps(tmp_path, outer):
+@pytest.mark.parametrize("outer,prior", [("ppo", 0), ("promp", 0), ("promp", 0.5)])
+def test_meta_rl_ppo_on_two_processes_takes_the_single_process_steps(tmp_path, outer, prior):
     """The PPO (and ProMP) outer loop averages each epoch's gradient over the ranks: two iterations of Adam
-    epochs on two processes end at one process's weights (to float tolerance)."""
+    epochs on two processes end at one process's weights (to float tolerance), with the prior's term too."""
     rl = ["--set", "task_rng=per_iteration", "--set", "meta_batch_size=4", "--set", "episodes_per_task=3",
           "--set", "hidden_sizes=[16]", "--set", f"outer_optimizer={outer}", "--set", "ppo_epochs=2",
+          "--set", f"prior_return_weight={prior}",
           "--iterations", "2", "--no-progress", "--no-tensorboard"]
     two, one = tmp_path / "two", tmp_path / "one"
     r = torchrun("train", "rl-navigation-mumomaml", "--out", str(two), *rl)
