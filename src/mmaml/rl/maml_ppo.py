@@ -37,10 +37,10 @@ from dataclasses import dataclass
 import torch
 
 from mmaml.engine.distributed import SINGLE
-from mmaml.rl.maml_trpo import OuterStepStats, importance_ratios, surrogate
+from mmaml.rl.maml_trpo import OuterStepStats, episode_ratios, importance_ratios, surrogate
 from mmaml.rl.config import RLConfig
 from mmaml.rl.metalearner import PolicyMetaLearner, Rollouts, adaptation_path
-from mmaml.rl.policy import kl_divergence, log_prob
+from mmaml.rl.policy import kl_divergence
 
 
 @dataclass
@@ -76,11 +76,7 @@ def clipped_surrogate(model: PolicyMetaLearner, rollouts: Rollouts, clip: float,
 def prior_surrogate(rollouts: Rollouts, prior: torch.Tensor, clip: float) -> torch.Tensor:
     """The clipped surrogate of the pre-update policy on the step-0 episodes (a scalar), from its output there,
     ``prior [T, N, 2A]`` (as the first inner step computed it)."""
-    episodes = rollouts.steps[0]
-    _, actions = episodes.flat()
-    t = episodes.num_tasks
-    ratio = torch.exp(log_prob(prior, actions) - episodes.log_probs.reshape(t, -1))
-    return clipped(ratio, episodes.advantages.reshape(t, -1), clip)
+    return clipped(*episode_ratios(rollouts.steps[0], prior), clip)
 
 
 def inner_kl(recorded: list[torch.Tensor], current: list[torch.Tensor]) -> torch.Tensor:

@@ -33,6 +33,7 @@ import torch
 from torch import Tensor
 
 from mmaml.rl.config import RLConfig
+from mmaml.rl.episodes import Episodes
 from mmaml.rl.metalearner import PolicyMetaLearner, Rollouts, adapted_parameters
 from mmaml.rl.policy import kl_divergence, log_prob
 from mmaml.rl.trpo import assign, backtracking_line_search, conjugate_gradient_with_product, flatten
@@ -83,11 +84,17 @@ def importance_ratios(model: PolicyMetaLearner, rollouts: Rollouts, create_graph
     """
     params, taus = adapted_parameters(model, rollouts, create_graph) if adapted is None else adapted
     scored = rollouts.steps[-1]
-    obs, actions = scored.flat()
-    t = scored.num_tasks
+    obs, _ = scored.flat()
     pred = model.learner(params, obs, taus, model.modulation_kind)
-    ratio = torch.exp(log_prob(pred, actions) - scored.log_probs.reshape(t, -1))
-    return ratio, scored.advantages.reshape(t, -1), pred
+    return (*episode_ratios(scored, pred), pred)
+
+
+def episode_ratios(episodes: Episodes, pred: Tensor) -> tuple[Tensor, Tensor]:
+    """``(ratio [T, N], advantages [T, N])`` of the policy whose output on ``episodes`` is ``pred [T, N, 2A]``
+    against the policy that sampled them (its recorded log-densities)."""
+    _, actions = episodes.flat()
+    t = episodes.num_tasks
+    return torch.exp(log_prob(pred, actions) - episodes.log_probs.reshape(t, -1)), episodes.advantages.reshape(t, -1)
 
 
 def surrogate(model: PolicyMetaLearner, rollouts: Rollouts, old_pred: Tensor | None,
