@@ -88,7 +88,9 @@ def plot_trajectories(rollouts: Rollouts, distribution: GoalDistribution, path: 
     low, high = (everything.min(0).values - 0.3).tolist(), (everything.max(0).values + 0.3).tolist()
     gx, gy = torch.meshgrid(torch.linspace(low[0], high[0], 120), torch.linspace(low[1], high[1], 120), indexing="xy")
     density = distribution.density(torch.stack([gx.reshape(-1), gy.reshape(-1)], dim=-1)).view_as(gx)
-    fig, axes = plt.subplots(1, steps, figsize=(3.3 * steps, 3.4), squeeze=False)
+    # Panels keep the plane's aspect, so the figure's height follows the extent (wide for bimodal navigation).
+    panel_height = 3.3 * min(1.5, max(0.3, (high[1] - low[1]) / (high[0] - low[0])))
+    fig, axes = plt.subplots(1, steps, figsize=(3.3 * steps, panel_height + 0.75), squeeze=False)
     colors = plt.cm.tab10(np.arange(goals.shape[0]) % 10)
     for k, ax in enumerate(axes[0]):
         ax.contourf(gx.numpy(), gy.numpy(), density.numpy(), levels=12, cmap="coolwarm", alpha=0.6)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 
 import matplotlib
@@ -23,7 +24,7 @@ def plot_embedding_tsne(embedding: torch.Tensor, mode: torch.Tensor, mode_names,
         sel = mode == m
         ax.scatter(xy[sel, 0], xy[sel, 1], s=8, alpha=0.8, label=name)
     ax.legend(fontsize=8, markerscale=2)
-    ax.set_title(title)
+    ax.set_title(textwrap.fill(title, 48), fontsize=10)  # wrapped: a long title would run off the figure
     ax.set_xticks([])
     ax.set_yticks([])
     fig.tight_layout()
