@@ -10,7 +10,7 @@ statistics) and the bytes of the meta-gradient. ``docs/scaling.md`` builds its
 model of larger layouts on these numbers.
 
     python benchmarks/bench_distributed.py [--presets regression-2modes-film,...] [--iterations 20] [--repeats 3]
-    python benchmarks/bench_distributed.py --presets rl-navigation-maml:outer_optimizer=trpo   # a preset's override
+    python benchmarks/bench_distributed.py --presets rl-navigation-maml:outer_optimizer=trpo:prior_return_weight=0   # a preset's override
         [--json FILE]
 
 Image presets need their data sets (``MMAML_DATA``).

@@ -29,12 +29,12 @@
 2. One meta-iteration (``RLAlgorithm.step``) of each preset, split into sampling
    (stepping envs + policy, all sampling phases), the inner steps taken at
    sampling time and the outer step (the presets' ProMP: its Adam epochs; with
-   ``--set outer_optimizer=trpo``, TRPO's gradient, conjugate gradient on
+   ``--set outer_optimizer=trpo --set prior_return_weight=0``, TRPO's gradient, conjugate gradient on
    Fisher-vector products and line search), after one warm-up iteration per preset.
    The iterations train the model, so the parameters (and TRPO's number of line
    search backtracks, on which its time depends) change between repeats.
 
-3. With ``--reference`` (TRPO presets only: ``--set outer_optimizer=trpo``): each preset is also timed with the reference TRPO step
+3. With ``--reference`` (TRPO presets only: ``--set outer_optimizer=trpo --set prior_return_weight=0``): each preset is also timed with the reference TRPO step
    (:mod:`mmaml.rl.trpo_reference`, the implementation the default step replaced and
    is tested against) as the preset name with ``[reference]`` in part 2, and both
    steps are timed on the very same rollouts from the very same parameters
@@ -49,7 +49,7 @@ threads when the process had its cores to itself, less when it had to share).
     python benchmarks/bench_rl.py [--threads 1] [--repeats 5] [--json FILE]
     python benchmarks/bench_rl.py --skip-envs --presets rl-pointmass-4modes-maml,rl-pointmass-4modes-mumomaml
     python benchmarks/bench_rl.py --skip-envs --presets rl-navigation-maml,rl-navigation-maml:fisher_second_order=false
-    python benchmarks/bench_rl.py --skip-envs --reference --repeats 5 --set outer_optimizer=trpo --set normalize_actions=false
+    python benchmarks/bench_rl.py --skip-envs --reference --repeats 5 --set outer_optimizer=trpo --set prior_return_weight=0 --set normalize_actions=false
     python benchmarks/bench_rl.py --skip-iterations --envs navigation-bimodal --env-steps 50000
     python benchmarks/bench_rl.py --envs cheetah-speed --presets rl-cheetah-speed-maml,rl-cheetah-speed-mumomaml \
         --batched-rounds 2 --threads 2
@@ -327,7 +327,7 @@ def bench_iterations(args) -> dict:
         configs[preset] = config
         if preset.endswith(REFERENCE) and config.outer_optimizer != "trpo":
             raise SystemExit(f"--reference swaps in the reference TRPO step, and {name} uses outer_optimizer "
-                             f"{config.outer_optimizer}: add --set outer_optimizer=trpo")
+                             f"{config.outer_optimizer}: add --set outer_optimizer=trpo --set prior_return_weight=0")
         t0 = time.perf_counter()
         torch.manual_seed(0)
         algos[preset] = RLAlgorithm(config, torch.device(args.device), torch.Generator().manual_seed(0))
@@ -432,7 +432,7 @@ def bench_trpo(args) -> dict:
         config = (apply_overrides(resolve(name), values) if values else resolve(name)).validate()
         if config.outer_optimizer != "trpo":
             raise SystemExit(f"--reference times the TRPO step, and {name} uses outer_optimizer "
-                             f"{config.outer_optimizer}: add --set outer_optimizer=trpo")
+                             f"{config.outer_optimizer}: add --set outer_optimizer=trpo --set prior_return_weight=0")
         torch.manual_seed(0)
         algo = RLAlgorithm(config, torch.device(args.device), torch.Generator().manual_seed(0))
         algo.step()  # leave the initial parameters, as training does

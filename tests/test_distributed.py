@@ -167,7 +167,8 @@ def test_meta_rl_on_two_processes_takes_the_single_process_step(tmp_path):
     weight, of a step of 0.15, with a KL 1.4% apart), so the comparison is of one iteration, within that
     noise; a wrongly weighted average (of the gradient or the Fisher) moves the step by far more."""
     rl = ["--set", "task_rng=per_iteration", "--set", "meta_batch_size=8", "--set", "episodes_per_task=4",
-          "--set", "hidden_sizes=[16]", "--set", "log_every=1", "--set", "outer_optimizer=trpo", "--iterations", "1",
+          "--set", "hidden_sizes=[16]", "--set", "log_every=1", "--set", "outer_optimizer=trpo",
+          "--set", "prior_return_weight=0", "--iterations", "1",
           "--no-progress",
           "--no-tensorboard"]
     two, one = tmp_path / "two", tmp_path / "one"
