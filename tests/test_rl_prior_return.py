@@ -5,7 +5,9 @@ import pytest
 import torch
 
 from mmaml.core.learner import Learner
+from mmaml.cli.main import main
 from mmaml.errors import ConfigError
+from mmaml.presets import resolve
 from mmaml.rl.config import RLConfig
 from mmaml.rl.encoder import TrajectoryEncoder
 from mmaml.rl.envs.registry import make_batched, make_goals
@@ -81,3 +83,20 @@ def test_prior_return_weight_is_checked():
         RLConfig(outer_optimizer="promp", prior_return_weight=1.0, inner_steps=0).validate()
     assert PPOSettings.of(RLConfig(outer_optimizer="ppo", prior_return_weight=2.0).validate()).prior_weight == 2.0
     assert PPOSettings.of(RLConfig(outer_optimizer="promp").validate()).prior_weight == 0.0
+
+
+@pytest.mark.parametrize("preset, weight", [
+    *((f"rl-{env}-{method}", 1.0) for env in ("navigation", "cheetah-speed", "cheetah-location")
+      for method in ("maml", "mumomaml")),
+    ("rl-navigation-unimodal-maml", 0.0), ("rl-cheetah-location-ahead-maml", 0.0),
+    ("rl-pointmass-4modes-mumomaml", 0.0)])
+def test_the_figure3_presets_score_the_prior_and_the_anchors_do_not(preset, weight):
+    assert resolve(preset).prior_return_weight == weight  # as measured in docs/results/rl.md
+
+
+def test_trpo_on_a_figure3_preset_asks_for_weight_0_in_one_line(capsys, tmp_path):
+    args = ["train", "rl-navigation-mumomaml", "--out", str(tmp_path / "run"), "--set", "outer_optimizer=trpo"]
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "prior_return_weight" in err[0] and "outer_optimizer" in err[0]
+    assert not (tmp_path / "run").exists()
