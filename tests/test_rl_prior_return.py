@@ -7,7 +7,7 @@ import torch
 from mmaml.core.learner import Learner
 from mmaml.cli.main import main
 from mmaml.errors import ConfigError
-from mmaml.presets import resolve
+from mmaml.presets import preset_summary, resolve
 from mmaml.rl.config import RLConfig
 from mmaml.rl.encoder import TrajectoryEncoder
 from mmaml.rl.envs.registry import make_batched, make_goals
@@ -92,6 +92,7 @@ def test_prior_return_weight_is_checked():
     ("rl-pointmass-4modes-mumomaml", 0.0)])
 def test_the_figure3_presets_score_the_prior_and_the_anchors_do_not(preset, weight):
     assert resolve(preset).prior_return_weight == weight  # as measured in docs/results/rl.md
+    assert ("prior's return x1," in preset_summary(preset)) == (weight == 1.0)  # and `mmaml presets` says so
 
 
 def test_trpo_on_a_figure3_preset_asks_for_weight_0_in_one_line(capsys, tmp_path):

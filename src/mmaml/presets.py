@@ -122,8 +122,9 @@ def preset_summary(name: str) -> str:
     p = PRESETS[name]
     if p["task"] == "rl":
         steps = p.get("inner_steps", 1)
-        return (f"meta-RL on {p['env']}, {p['method']}-{p['outer_optimizer'].upper().replace('PROMP', 'ProMP')}, "
-                f"{steps} inner step{'s' if steps > 1 else ''}")
+        prior = f" + prior's return x{p['prior_return_weight']:g}" if p.get("prior_return_weight", 0) else ""
+        return (f"meta-RL on {p['env']}, {p['method']}-{p['outer_optimizer'].upper().replace('PROMP', 'ProMP')}"
+                f"{prior}, {steps} inner step{'s' if steps > 1 else ''}")
     if p["task"] == "classification":
         return (f"{len(p['datasets'])} modes ({', '.join(p['datasets'])}), {p['method']}, "
                 f"{p['num_ways']}-way {p['num_shots']}-shot, meta-batch {p['meta_batch_size']}")
