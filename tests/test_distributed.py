@@ -25,6 +25,12 @@ def torchrun(*args: str, nproc: int = 2, timeout: int = 300) -> subprocess.Compl
     return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=ENV)
 
 
+def why(r: subprocess.CompletedProcess) -> str:
+    """A failed launch's stderr for the assertion: the ranks' own messages come first and torchrun's summary
+    last, so both ends (a rank that aborts prints its reason long before the summary)."""
+    return r.stderr if len(r.stderr) <= 4000 else f"{r.stderr[:2500]}\n[...]\n{r.stderr[-1500:]}"
+
+
 def single(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "mmaml", *args], capture_output=True, text=True, timeout=300,
                           env=ENV)
@@ -45,7 +51,7 @@ def assert_same_run(a: Path, b: Path, ignore=lambda name: False) -> None:
 def test_two_processes_train_the_run_one_process_trains(tmp_path):
     two, one = tmp_path / "two", tmp_path / "one"
     r = torchrun("train", "regression-2modes-film", "--out", str(two), "--iterations", "4", *SMALL)
-    assert r.returncode == 0, r.stderr[-2000:]
+    assert r.returncode == 0, why(r)
     assert r.stdout.count("trained 4 iterations") == 1  # rank 0 alone reports
     assert single("train", "regression-2modes-film", "--out", str(one), "--iterations", "4", *SMALL).returncode == 0
     assert_same_run(two, one)
@@ -60,7 +66,7 @@ def test_resume_across_layouts(tmp_path):
                   *SMALL).returncode == 0
     assert single("train", "regression-2modes-maml", "--out", str(b), "--iterations", "2", *SMALL).returncode == 0
     r = torchrun("train", "regression-2modes-maml", "--out", str(b), "--iterations", "4", "--resume", *SMALL)
-    assert r.returncode == 0, r.stderr[-2000:]
+    assert r.returncode == 0, why(r)
     assert_same_run(a, ref)
     assert_same_run(b, ref)
 
@@ -75,7 +81,7 @@ def test_layout_errors_are_one_line_and_write_nothing(tmp_path, preset, extra, n
     r = torchrun("train", preset, "--out", str(out), "--iterations", "2", *small, *extra)
     assert r.returncode != 0
     errors = [line for line in r.stderr.splitlines() if line.startswith("mmaml: error:")]
-    assert errors and all(needle in e for e in errors), r.stderr[-2000:]
+    assert errors and all(needle in e for e in errors), why(r)
     assert not (out / "checkpoint.pt").exists()
 
 
@@ -132,7 +138,7 @@ def test_an_image_preset_on_two_processes_matches_one(tmp_path):
     try:
         two, one = tmp_path / "two", tmp_path / "one"
         r = torchrun("train", "classification-cpu-2modes-mumomaml-5w1s", "--out", str(two), "--iterations", "2", *image)
-        assert r.returncode == 0, r.stderr[-2000:]
+        assert r.returncode == 0, why(r)
         assert single("train", "classification-cpu-2modes-mumomaml-5w1s", "--out", str(one), "--iterations", "2",
                       *image).returncode == 0
         # a conv bias right before batch norm has no effect on the loss: its gradient is float noise, which Adam
@@ -150,7 +156,7 @@ def test_eval_over_two_processes_scores_exactly_what_one_does(tmp_path):
     assert single("train", "regression-2modes-film", "--out", str(run), "--iterations", "2", *SMALL).returncode == 0
     assert single("eval", str(run), "--tasks", "600", "--output", str(tmp_path / "one.json")).returncode == 0
     r = torchrun("eval", str(run), "--tasks", "600", "--output", str(tmp_path / "two.json"))
-    assert r.returncode == 0, r.stderr[-2000:]
+    assert r.returncode == 0, why(r)
     assert r.stdout.count("wrote") == 1  # rank 0 alone writes and reports
     one, two = (json.loads((tmp_path / f"{n}_per_task.json").read_text()) for n in ("one", "two"))
     assert one == two  # per task, in task order (chunks of 250 scored by alternating ranks)
@@ -173,7 +179,7 @@ def test_meta_rl_on_two_processes_takes_the_single_process_step(tmp_path):
           "--no-tensorboard"]
     two, one = tmp_path / "two", tmp_path / "one"
     r = torchrun("train", "rl-navigation-mumomaml", "--out", str(two), *rl)
-    assert r.returncode == 0, r.stderr[-2000:]
+    assert r.returncode == 0, why(r)
     assert single("train", "rl-navigation-mumomaml", "--out", str(one), *rl).returncode == 0
     ma, mb = read_metrics(two)[0], read_metrics(one)[0]
     for key in ("return_step0", "return_step1", "backtracks"):  # sampled before the step: the same episodes
@@ -189,7 +195,7 @@ def test_meta_rl_on_two_processes_takes_the_single_process_step(tmp_path):
     evaluate = ("eval", str(one), "--tasks", "32")  # four chunks of meta_batch_size 8, two per rank
     assert single(*evaluate, "--output", str(tmp_path / "a.json")).returncode == 0
     r = torchrun(*evaluate, "--output", str(tmp_path / "b.json"))
-    assert r.returncode == 0, r.stderr[-2000:]
+    assert r.returncode == 0, why(r)
     assert r.stdout.count("wrote") == 1  # rank 0 alone writes and reports
     a, b = (json.loads((tmp_path / f"{n}_per_task.json").read_text()) for n in "ab")
     assert a["mode"] == b["mode"]
@@ -211,7 +217,7 @@ def test_meta_rl_eval_of_a_stream_run_stays_on_rank_0(tmp_path):
                   "--no-tensorboard").returncode == 0
     assert single("eval", str(run), "--tasks", "8", "--output", str(tmp_path / "a.json")).returncode == 0
     r = torchrun("eval", str(run), "--tasks", "8", "--output", str(tmp_path / "b.json"))
-    assert r.returncode == 0, r.stderr[-2000:]
+    assert r.returncode == 0, why(r)
     assert r.stdout.count("wrote") == 1
     a, b = (json.loads((tmp_path / f"{n}_per_task.json").read_text()) for n in "ab")
     assert a == b
@@ -251,7 +257,7 @@ def test_meta_rl_ppo_on_two_processes_takes_the_single_process_steps(tmp_path, o
           "--iterations", "2", "--no-progress", "--no-tensorboard"]
     two, one = tmp_path / "two", tmp_path / "one"
     r = torchrun("train", "rl-navigation-mumomaml", "--out", str(two), *rl)
-    assert r.returncode == 0, r.stderr[-2000:]
+    assert r.returncode == 0, why(r)
     assert single("train", "rl-navigation-mumomaml", "--out", str(one), *rl).returncode == 0
     for ra, rb in zip(read_metrics(two), read_metrics(one)):
         assert ra["return_step1"] == pytest.approx(rb["return_step1"], rel=1e-4, abs=1e-4)
