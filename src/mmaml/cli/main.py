@@ -76,7 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-tensorboard", action="store_true", help="no TensorBoard events")
 
     p = sub.add_parser("eval", help="score a run after modulation and after each inner step: query MSE (regression), "
-                                          "accuracy (images) or average return (meta-RL)")
+                                    "accuracy (images) or average return (meta-RL)")
     p.add_argument("run", metavar="DIR", type=Path)
     p.add_argument("--tasks", type=_positive_int, metavar="N", help="test tasks (default: the config's eval_tasks)")
     p.add_argument("--steps", type=_int, metavar="S", help="inner steps (default: the config's eval_inner_steps)")
@@ -99,7 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", type=Path, metavar="FILE", help="also write the result as JSON")
 
     p = sub.add_parser("plot", help="a run's figures: Figure 2 panels (regression), the t-SNE (images), or the "
-                                          "adaptation curve, trajectories and t-SNE (meta-RL)")
+                                    "adaptation curve, trajectories and t-SNE (meta-RL)")
     p.add_argument("run", metavar="DIR", type=Path)
     p.add_argument("--compare", nargs="*", type=Path, default=[], metavar="DIR", help="more runs drawn on the same tasks")
     p.add_argument("--out", type=Path, metavar="FIGDIR", help="where the PNGs go (default: DIR/figures)")
